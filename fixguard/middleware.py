@@ -1,0 +1,619 @@
+"""FixGuard: the WSGI middleware that makes session fixation impossible for the app it wraps.
+
+What it trusts: its own signed, server-side-recorded ID and nothing else the
+client says about sessions. The app's session cookies (``app_cookies``) live
+in a server-side jar; the client only ever holds fixguard's ID. Any client
+copy of an app cookie is dropped before the app runs, and the header the app
+sees is rebuilt from pairs every common parser reads alike.
+
+Request phase: verify the ID, look the record up (one store call), freeze it
+first if the request matches a login/elevate rule, put the jar's cookies into
+``HTTP_COOKIE``. Response phase (in ``start_response``): read the status and
+the app's signals, capture its Set-Cookie for app cookies into the jar, and
+rotate, retire, unfreeze, update or create the record; then send fixguard's
+hardened cookie. A request whose store does not answer gets a 503: fail closed.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from .config import Settings
+from .cookies import (
+    CookieWriter,
+    Jar,
+    RequestCookieFilter,
+    SetCookie,
+    harden,
+    jar_pairs,
+    parse_set_cookie,
+)
+from .events import Event, EventSink
+from .ids import IDAuthority, VerifiedID
+from .record import (
+    LIVE,
+    NO_SESSION,
+    RETIRED,
+    ROTATING,
+    CorruptRecord,
+    Record,
+    SessionInfo,
+    decode,
+    encode,
+    guard_of,
+)
+from .signals import (
+    ENVIRON_CONTEXT,
+    ENVIRON_SIGNALS,
+    ENVIRON_SUBJECT,
+    Rule,
+    RuleSet,
+    parse_event_header,
+)
+from .signals import (
+    ROTATING as ROTATING_SIGNALS,
+)
+from .stores.base import Store, StoreError
+from .stores.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+Headers = list[tuple[str, str]]
+
+ENVIRON_SESSION = "fixguard.session"
+SLIDE_FRACTION = 0.1  # slide the idle TTL at most once per this fraction of idle_timeout
+_MAX_SUBJECT = 256
+
+
+class FixGuard:
+    """Wrap a WSGI app so that every login hands the client a fresh, server-minted session ID.
+
+    :param app: the WSGI application to protect.
+    :param secret_key: at least 32 random bytes; signs IDs and keys the store hash.
+    :param fallback_keys: older keys, accepted for verification only (key rotation).
+    :param store: where records live; :class:`MemoryStore` (one process) by default.
+    :param app_cookies: the app's own session cookies, kept server-side, never sent to the client.
+    :param login: rules (``"POST /login"``, ``"POST /login 302"``, globs in paths) that mark a login.
+    :param logout: rules that end the session.
+    :param elevate: rules for a privilege change (MFA, role raised): rotate again.
+    :param cookie_name: defaults to ``__Host-fixguard`` when secure, else ``fixguard``.
+    :param secure: send the cookie with ``Secure`` (``False`` only for plain-http development).
+    :param samesite: ``"Lax"`` (default), ``"Strict"`` or ``"None"``.
+    :param idle_timeout: seconds without a request before a session ends.
+    :param absolute_timeout: seconds after which a session ends whatever happens.
+    :param on_fixation: ``"reject"`` (401) or ``"strip"`` (anonymous) for a retired ID.
+    :param on_event: callable receiving each :class:`~fixguard.events.Event`.
+    :param settle_time: seconds a login waits after freezing before the app runs; slower
+        requests on the same session re-check their record before answering.
+    :param harden_cookies: also add HttpOnly/Secure/SameSite to the app's other cookies.
+    :param script_cookies: cookies exempt from HttpOnly when hardening (scripts read them).
+    :param max_cookie_header: longer Cookie headers are dropped whole (bounded work).
+    :param max_cookies: more cookies than this in one header are dropped whole.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        secret_key: str | bytes | None = None,
+        *,
+        fallback_keys: Iterable[str | bytes] = (),
+        store: Store | None = None,
+        app_cookies: Iterable[str] | str = ("session",),
+        login: Iterable[str] | str = ("POST /login",),
+        logout: Iterable[str] | str = ("POST /logout",),
+        elevate: Iterable[str] | str = (),
+        cookie_name: str | None = None,
+        secure: bool = True,
+        samesite: str = "Lax",
+        idle_timeout: float = 1800,
+        absolute_timeout: float = 43200,
+        on_fixation: str = "reject",
+        on_event: Callable[[Event], None] | None = None,
+        settle_time: float = 0.02,
+        harden_cookies: bool = False,
+        script_cookies: Iterable[str] | str = (),
+        max_cookie_header: int = 16384,
+        max_cookies: int = 128,
+    ) -> None:
+        self.app = app
+        self.settings = s = Settings.build(
+            secret_key=secret_key,
+            fallback_keys=fallback_keys,
+            app_cookies=app_cookies,
+            login=login,
+            logout=logout,
+            elevate=elevate,
+            cookie_name=cookie_name,
+            secure=secure,
+            samesite=samesite,
+            idle_timeout=idle_timeout,
+            absolute_timeout=absolute_timeout,
+            on_fixation=on_fixation,
+            on_event=on_event,
+            settle_time=settle_time,
+            harden_cookies=harden_cookies,
+            script_cookies=script_cookies,
+            max_cookie_header=max_cookie_header,
+            max_cookies=max_cookies,
+        )
+        if store is None:
+            store = MemoryStore()
+        elif not isinstance(store, Store):
+            from .config import ConfigError
+
+            raise ConfigError(
+                f"store must implement fixguard's Store protocol (MemoryStore, RedisStore), "
+                f"got {type(store).__name__}"
+            )
+        self.store: Store = store
+        self.ids = IDAuthority(s.secret_key, s.fallback_keys)
+        self.cookie_filter = RequestCookieFilter(
+            s.cookie_name, s.app_cookies, s.max_cookie_header, s.max_cookies
+        )
+        self.writer = CookieWriter(s.cookie_name, s.secure, s.samesite)
+        self.rules = RuleSet((*s.login, *s.logout, *s.elevate))
+        self.events = EventSink(on_event)
+        self.app_cookie_names = frozenset(s.app_cookies)
+        self.script_cookie_names = frozenset(s.script_cookies)
+        self.slide_after = s.idle_timeout * SLIDE_FRACTION
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        return _Exchange(self, environ, start_response).run()
+
+    # -- helpers shared by exchanges ------------------------------------------------
+
+    def live_ttl(self, record: Record, now: float) -> float:
+        """Seconds a live record may still live: the idle window, capped by the absolute end."""
+        s = self.settings
+        return min(s.idle_timeout - (now - record.touched), record.created + s.absolute_timeout - now)
+
+    def tomb_ttl(self, created: float | None, now: float) -> float:
+        """A tombstone lasts as long as the session it replaces could have lived."""
+        s = self.settings
+        if created is None:
+            return s.absolute_timeout
+        return max(1.0, created + s.absolute_timeout - now)
+
+
+class _Exchange:
+    """One request/response pair: all per-request state, nothing shared."""
+
+    def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
+        self.g = guard
+        self.environ = environ
+        self.server_start_response = start_response
+        self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        self.path: str = environ.get("PATH_INFO", "") or "/"
+        self.rules: list[Rule] = guard.rules.match(self.method, self.path)
+        self.rotating_rule = any(r.signal in ROTATING_SIGNALS for r in self.rules)
+        self.vid: VerifiedID | None = None
+        self.record: Record | None = None  # the live session the app runs with (if any)
+        self.read_guard = ""
+        self.read_at = 0.0
+        self.freeze_token = ""  # set when this request froze the record
+        self.frozen_elsewhere = False  # another login froze it: run anonymous and inert
+        self.retired_seen: Record | None = None
+        self.clear_cookie = False
+        self.processed = False
+        self.outcome: Headers = []
+        self.outcome_fingerprint: str | None = None
+        self.replacement: tuple[str, Headers, bytes] | None = None
+
+    # -- request phase ---------------------------------------------------------------
+
+    def run(self) -> Iterable[bytes]:
+        g, environ = self.g, self.environ
+        raw = environ.get("HTTP_COOKIE")
+        kept: list[str] = []
+        if raw:
+            inbound = g.cookie_filter.split(raw)
+            kept = inbound.kept
+            if inbound.oversized:
+                self.emit("bad_cookie", reason="oversized")
+            if len(inbound.own) > 1:
+                self.emit("bad_cookie", reason="duplicated")
+                self.clear_cookie = True
+            elif inbound.own:
+                self.vid = g.ids.verify(inbound.own[0])
+                if self.vid is None:
+                    self.emit("bad_signature")
+                    self.clear_cookie = True
+        try:
+            if self.vid is not None:
+                self.load()
+        except StoreError as exc:
+            return self.refuse_now(self.store_down(exc))
+        if self.retired_seen is not None and g.settings.on_fixation == "reject":
+            return self.refuse_now(self.fixation_response())
+
+        record = self.record
+        if record is not None:
+            kept = kept + jar_pairs(record.jar, self.full_path(), time.time())
+        if kept:
+            environ["HTTP_COOKIE"] = "; ".join(kept)
+        else:
+            environ.pop("HTTP_COOKIE", None)
+        environ[ENVIRON_SESSION] = self.info()
+        environ[ENVIRON_CONTEXT] = self
+
+        if self.freeze_token and g.settings.settle_time > 0:
+            time.sleep(g.settings.settle_time)
+        try:
+            app_iter = g.app(environ, self.start_response)
+        except BaseException:
+            self.abandon()
+            raise
+        if self.processed and self.replacement is None:
+            return app_iter
+        return _Body(self, app_iter)
+
+    def load(self) -> None:
+        """Look the presented ID up (freezing it first for a login rule) and classify it."""
+        g, vid = self.g, self.vid
+        assert vid is not None
+        if self.rotating_rule:
+            token = secrets.token_hex(8)
+            value = g.store.freeze(vid.key, token)
+        else:
+            token = ""
+            value = g.store.get(vid.key)
+        self.read_at = time.monotonic()
+        if value is None:
+            self.emit("expired", reason="unknown")
+            self.clear_cookie = True
+            return
+        try:
+            record = decode(value)
+        except CorruptRecord as exc:
+            self.emit("corrupt_record", reason=str(exc)[:80])
+            self.clear_cookie = True
+            return
+        if record.state == RETIRED:
+            self.retired_seen = record
+            self.emit("fixation_blocked", reason=record.reason or "retired", action=g.settings.on_fixation)
+            self.clear_cookie = True
+            return
+        if record.state == ROTATING:
+            self.frozen_elsewhere = True
+            self.emit("frozen_request", login=self.rotating_rule)
+            return
+        now = time.time()
+        s = g.settings
+        if now - record.created > s.absolute_timeout or now - record.touched > s.idle_timeout:
+            self.emit("expired", reason="timeout")
+            self.clear_cookie = True
+            g.store.delete(vid.key)
+            return
+        self.record = record
+        if token:
+            self.freeze_token = token
+            self.read_guard = record.guard[:1] + ROTATING + token
+        else:
+            self.read_guard = record.guard
+
+    def info(self) -> SessionInfo:
+        record, vid = self.record, self.vid
+        if self.frozen_elsewhere and vid is not None:
+            return SessionInfo(state="frozen", id_hash=vid.fingerprint)
+        if record is None or vid is None:
+            return NO_SESSION
+        return SessionInfo(
+            state="live",
+            authenticated=record.authenticated is not None,
+            created=record.created,
+            authenticated_at=record.authenticated,
+            id_hash=vid.fingerprint,
+            subject=record.subject,
+        )
+
+    def full_path(self) -> str:
+        return (self.environ.get("SCRIPT_NAME", "") or "") + self.path
+
+    # -- response phase --------------------------------------------------------------
+
+    def start_response(
+        self, status: str, headers: Headers, exc_info: OptExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if self.processed:
+            if exc_info is None:
+                raise AssertionError("start_response called twice without exc_info")
+            if self.replacement is not None:
+                rstatus, rheaders, _ = self.replacement
+                return self.server_start_response(rstatus, rheaders, exc_info)
+            kept, _, _, _ = self.scan(headers)
+            return self.server_start_response(status, kept + self.outcome, exc_info)
+        self.processed = True
+        try:
+            out = self.respond(status, headers)
+        except StoreError as exc:
+            self.replacement = self.store_down(exc)
+        if self.replacement is not None:
+            rstatus, rheaders, _ = self.replacement
+            self.server_start_response(rstatus, rheaders, exc_info)
+            return _discard
+        return self.server_start_response(status, out, exc_info)
+
+    def scan(self, headers: Headers) -> tuple[Headers, list[SetCookie], list[str], str | None]:
+        """Split the app's headers into what may leave, jar updates, signals and subject."""
+        g = self.g
+        out: Headers = []
+        updates: list[SetCookie] = []
+        signals: list[str] = []
+        subject: str | None = None
+        harden_on = g.settings.harden_cookies
+        for name, value in headers:
+            lname = name.lower()
+            if lname == "set-cookie":
+                cname = value.partition("=")[0].strip(" \t")
+                if cname in g.app_cookie_names:
+                    update = parse_set_cookie(value, self.full_path())
+                    if update is not None:
+                        updates.append(update)
+                    continue
+                if cname == g.settings.cookie_name:
+                    continue  # only fixguard sets fixguard's cookie
+                if harden_on:
+                    s = g.settings
+                    value = harden(value, s.secure, s.samesite, cname not in g.script_cookie_names)
+            elif lname == "fixguard-event":
+                signals.extend(parse_event_header(value))
+                continue
+            elif lname == "fixguard-subject":
+                subject = value.strip()
+                continue
+            out.append((name, value))
+        return out, updates, signals, subject
+
+    def respond(self, status: str, headers: Headers) -> Headers:
+        g, environ = self.g, self.environ
+        try:
+            code = int(status[:3])
+        except ValueError:
+            code = 500
+        out, updates, signals, subject = self.scan(headers)
+        signals.extend(environ.get(ENVIRON_SIGNALS, ()))
+        subject = environ.get(ENVIRON_SUBJECT) or subject
+        if subject is not None:
+            subject = str(subject)[:_MAX_SUBJECT] or None
+        signals.extend(r.signal for r in self.rules if r.status_ok(code))
+
+        if self.record is not None and not self.freeze_token and self.raced():
+            self.replacement = self.conflict_response()
+            return out
+
+        now = time.time()
+        if "logout" in signals:
+            if self.frozen_elsewhere:
+                return out
+            self.logout(now, updates)
+        elif "login" in signals or "elevate" in signals:
+            self.rotate("login" if "login" in signals else "elevate", now, updates, subject)
+        elif self.frozen_elsewhere:
+            return out  # inert: neither sets nor clears the cookie, stores nothing
+        elif self.freeze_token:
+            self.unfreeze(now, updates)
+        elif self.record is not None:
+            self.update(now, updates)
+        else:
+            jar = _apply({}, updates, now)
+            if jar:
+                self.create(now, jar, authenticated=None, subject=None, created=now)
+                self.emit("session_created", new=self.outcome_fingerprint)
+        if self.clear_cookie and not self.outcome:
+            self.outcome.append(("Set-Cookie", g.writer.clear))
+        if self.outcome:
+            out = _no_cache_set_cookie(out)
+            out.extend(self.outcome)
+        return out
+
+    def raced(self) -> bool:
+        """Did this request take long enough that a login may have frozen its session meanwhile?"""
+        if time.monotonic() - self.read_at <= self.g.settings.settle_time:
+            return False
+        assert self.vid is not None
+        current = self.g.store.get(self.vid.key)
+        if current is not None and guard_of(current) == self.read_guard:
+            return False
+        self.emit("race_blocked")
+        return True
+
+    def rotate(self, kind: str, now: float, updates: list[SetCookie], subject: str | None) -> None:
+        old = self.record
+        base = old.jar if old is not None else {}
+        jar = _apply(base, updates, now)
+        created = now
+        if kind == "elevate" and old is not None and old.authenticated is not None:
+            created = old.created
+            subject = subject or old.subject
+        self.create(now, jar, authenticated=now, subject=subject, created=created)
+        if self.vid is not None:
+            self.retire(kind, now)
+        self.emit("rotation", signal=kind, new=self.outcome_fingerprint, rule=bool(self.freeze_token))
+
+    def logout(self, now: float, updates: list[SetCookie]) -> None:
+        if self.vid is not None:
+            self.retire("logout", now)
+        jar = _apply({}, updates, now)
+        if jar:
+            self.create(now, jar, authenticated=None, subject=None, created=now)
+        else:
+            self.outcome.append(("Set-Cookie", self.g.writer.clear))
+        self.emit("logout")
+
+    def unfreeze(self, now: float, updates: list[SetCookie]) -> None:
+        """A login that did not succeed: the session goes on, with what the app wrote to it."""
+        record, vid = self.record, self.vid
+        assert record is not None and vid is not None
+        jar = _apply(record.jar, updates, now)
+        thawed = replace(record, state=LIVE, token=self.freeze_token, jar=jar)
+        if self.g.store.replace(vid.key, self.read_guard, encode(thawed), None):
+            self.emit("unfrozen")
+        else:
+            self.emit("write_lost", reason="record changed during login")
+        self.freeze_token = ""
+
+    def update(self, now: float, updates: list[SetCookie]) -> None:
+        record, vid = self.record, self.vid
+        assert record is not None and vid is not None
+        jar = _apply(record.jar, updates, now) if updates else record.jar
+        changed = not _same_jar(jar, record.jar, self.g.slide_after)
+        slide = now - record.touched > self.g.slide_after
+        if not changed and not slide:
+            return
+        fresh = replace(record, jar=jar, touched=now if slide else record.touched)
+        ttl = self.g.live_ttl(fresh, now) if slide else None
+        if not self.g.store.replace(vid.key, self.read_guard, encode(fresh), ttl):
+            self.emit("write_lost", reason="record changed during request")
+
+    def create(
+        self, now: float, jar: Jar, authenticated: float | None, subject: str | None, created: float
+    ) -> None:
+        g = self.g
+        record = Record(LIVE, created, now, "", authenticated, subject, jar)
+        ttl = g.live_ttl(record, now)
+        for _ in range(3):
+            vid, signed = g.ids.mint()
+            if g.store.create(vid.key, encode(record), ttl):
+                self.outcome.append(("Set-Cookie", g.writer.set(signed)))
+                self.outcome_fingerprint = vid.fingerprint
+                return
+        raise StoreError("could not create a session record under a fresh key")
+
+    def retire(self, reason: str, now: float) -> None:
+        vid, old = self.vid, self.record
+        assert vid is not None
+        created = old.created if old is not None else None
+        tomb = Record(RETIRED, created if created is not None else now, now, retired=now, reason=reason)
+        self.g.store.retire(vid.key, encode(tomb), self.g.tomb_ttl(created, now))
+
+    def abandon(self) -> None:
+        """The app failed before answering: undo our freeze so the session is not lost."""
+        if self.processed or not self.freeze_token:
+            return
+        self.processed = True
+        try:
+            self.unfreeze(time.time(), [])
+        except StoreError as exc:
+            self.emit("store_unavailable", reason=type(exc).__name__)
+
+    # -- refusals ----------------------------------------------------------------------
+
+    def refuse_now(self, response: tuple[str, Headers, bytes]) -> Iterable[bytes]:
+        self.processed = True
+        status, headers, body = response
+        self.server_start_response(status, headers)
+        return [] if self.method == "HEAD" else [body]
+
+    def fixation_response(self) -> tuple[str, Headers, bytes]:
+        body = b"This session has ended. Please sign in again.\n"
+        headers = [*_plain(body), ("Set-Cookie", self.g.writer.clear)]
+        return "401 Unauthorized", _no_cache_set_cookie(headers), body
+
+    def conflict_response(self) -> tuple[str, Headers, bytes]:
+        body = b"Your session changed while this request was running. Please retry.\n"
+        return "409 Conflict", _plain(body), body
+
+    def store_down(self, exc: StoreError) -> tuple[str, Headers, bytes]:
+        self.emit("store_unavailable", reason=type(exc).__name__)
+        body = b"The session service is unavailable. Please try again shortly.\n"
+        return "503 Service Unavailable", [*_plain(body), ("Retry-After", "5")], body
+
+    # -- events ------------------------------------------------------------------------
+
+    def emit(self, kind: str, **detail: Any) -> None:
+        self.g.events.emit(
+            Event(
+                kind,
+                self.vid.fingerprint if self.vid is not None else None,
+                self.method,
+                self.path,
+                self.environ.get("REMOTE_ADDR", ""),
+                detail,
+            )
+        )
+
+
+class _Body:
+    """The app's body, guarded: replaced whole if start_response decided to refuse."""
+
+    def __init__(self, exchange: _Exchange, app_iter: Iterable[bytes]) -> None:
+        self.exchange = exchange
+        self.app_iter = app_iter
+
+    def __iter__(self) -> Iterator[bytes]:
+        ex = self.exchange
+        if ex.replacement is None:
+            for chunk in self.app_iter:
+                if ex.replacement is not None:
+                    break
+                yield chunk
+        if ex.replacement is not None and ex.method != "HEAD":
+            yield ex.replacement[2]
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.app_iter, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.exchange.abandon()
+
+
+def _discard(data: bytes) -> None:
+    """write() for a response fixguard replaced: the app's bytes go nowhere."""
+
+
+def _plain(body: bytes) -> Headers:
+    return [
+        ("Content-Type", "text/plain; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+        ("Cache-Control", "no-store"),
+    ]
+
+
+def _no_cache_set_cookie(headers: Headers) -> Headers:
+    """Mark a response that sets fixguard's cookie so no shared cache stores and replays it."""
+    directive = 'no-cache="Set-Cookie"'
+    for i, (name, value) in enumerate(headers):
+        if name.lower() == "cache-control":
+            if directive.lower() not in value.lower():
+                headers[i] = (name, f"{value}, {directive}" if value.strip() else directive)
+            return headers
+    headers.append(("Cache-Control", directive))
+    return headers
+
+
+def _apply(jar: Jar, updates: list[SetCookie], now: float) -> Jar:
+    """The jar after the app's Set-Cookie headers, with expired cookies dropped."""
+    out = {name: c for name, c in jar.items() if c.live(now)}
+    for update in updates:
+        if update.cookie is None:
+            out.pop(update.name, None)
+        else:
+            out[update.name] = update.cookie
+    return out
+
+
+def _same_jar(a: Jar, b: Jar, tolerance: float) -> bool:
+    """Equal for storage purposes: an expiry that only drifted forward is not a change.
+
+    Apps that refresh a cookie's expiry on every response (Flask's permanent
+    sessions do) would otherwise cost a store write per request.
+    """
+    if a.keys() != b.keys():
+        return False
+    for name, x in a.items():
+        y = b[name]
+        if x == y:
+            continue
+        if x.value != y.value or x.path != y.path or x.expires is None or y.expires is None:
+            return False
+        if abs(x.expires - y.expires) > tolerance:
+            return False
+    return True

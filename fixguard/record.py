@@ -1,0 +1,168 @@
+"""The session record and its compact, versioned wire format.
+
+A stored value is ``<guard>|<json>``. The guard is the part atomic operations
+compare, so a store can check state without decoding JSON (Redis does it in a
+few lines of Lua): a version digit, a state letter — ``L`` live, ``R``
+rotating (frozen by a login in flight), ``T`` tombstone — and the token of the
+last freeze. Because the token survives an unfreeze, a request that read the
+record before a freeze cannot write after it, even once the freeze is undone.
+
+Anything that does not decode exactly is "no session", never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .cookies import Jar, JarCookie
+
+VERSION = "1"
+LIVE, ROTATING, RETIRED = "L", "R", "T"
+MAX_VALUE = 64 * 1024  # a record larger than this was not written by fixguard
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+_loads = json.JSONDecoder().decode
+
+
+class CorruptRecord(ValueError):
+    """A stored value that is not a fixguard record of a version we understand."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One session (live or frozen) or one tombstone."""
+
+    state: str
+    created: float
+    touched: float
+    token: str = ""
+    authenticated: float | None = None
+    subject: str | None = None
+    jar: Jar = field(default_factory=dict)
+    retired: float | None = None
+    reason: str | None = None
+
+    @property
+    def guard(self) -> str:
+        """What compare-and-set operations compare."""
+        return VERSION + self.state + self.token
+
+    @property
+    def live(self) -> bool:
+        """A session that may reach the app."""
+        return self.state == LIVE
+
+    def with_jar(self, jar: Jar) -> Record:
+        """The same record holding another jar."""
+        return replace(self, jar=jar)
+
+
+def guard_of(value: str) -> str:
+    """The guard prefix of a stored value ("" if it has none)."""
+    bar = value.find("|")
+    return value[:bar] if 0 < bar <= 40 else ""
+
+
+def encode(record: Record) -> str:
+    """The stored form: guard, bar, compact JSON."""
+    body: dict[str, Any] = {"c": round(record.created, 3)}
+    if record.state == RETIRED:
+        body["r"] = round(record.retired or record.touched, 3)
+        if record.reason:
+            body["w"] = record.reason
+    else:
+        body["t"] = round(record.touched, 3)
+        if record.authenticated is not None:
+            body["a"] = round(record.authenticated, 3)
+        if record.subject is not None:
+            body["s"] = record.subject
+        if record.jar:
+            body["j"] = {
+                name: c.value if c.path == "/" and c.expires is None else [c.value, c.path, c.expires]
+                for name, c in record.jar.items()
+            }
+    return f"{record.guard}|{_dumps(body)}"
+
+
+def decode(value: str | bytes) -> Record:
+    """Parse a stored value, strictly; CorruptRecord on anything unexpected."""
+    try:
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if len(value) > MAX_VALUE:
+            raise CorruptRecord("record too large")
+        guard, bar, payload = value.partition("|")
+        if not bar or len(guard) < 2 or guard[0] != VERSION or guard[1] not in "LRT":
+            raise CorruptRecord("unknown record version or state")
+        state, token = guard[1], guard[2:]
+        if not token.isalnum() and token:
+            raise CorruptRecord("bad token")
+        body = _loads(payload)
+        if not isinstance(body, dict):
+            raise CorruptRecord("record body is not an object")
+        created = _time(body, "c")
+        if state == RETIRED:
+            retired = _time(body, "r")
+            reason = body.get("w")
+            if reason is not None and not isinstance(reason, str):
+                raise CorruptRecord("bad tombstone reason")
+            return Record(RETIRED, created, retired, token, retired=retired, reason=reason)
+        touched = _time(body, "t")
+        authenticated = _time(body, "a") if "a" in body else None
+        subject = body.get("s")
+        if subject is not None and not isinstance(subject, str):
+            raise CorruptRecord("bad subject")
+        return Record(state, created, touched, token, authenticated, subject, _jar(body.get("j", {})))
+    except CorruptRecord:
+        raise
+    except (ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise CorruptRecord(str(exc)) from None
+
+
+def _time(body: dict[str, Any], key: str) -> float:
+    value = body.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise CorruptRecord(f"missing or bad time {key!r}")
+    return float(value)
+
+
+def _jar(raw: Any) -> Jar:
+    if not isinstance(raw, dict):
+        raise CorruptRecord("jar is not an object")
+    jar: Jar = {}
+    for name, item in raw.items():
+        if isinstance(item, str):
+            jar[name] = JarCookie(item)
+        elif (
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and isinstance(item[1], str)
+            and (item[2] is None or (isinstance(item[2], int | float) and not isinstance(item[2], bool)))
+        ):
+            jar[name] = JarCookie(item[0], item[1], None if item[2] is None else float(item[2]))
+        else:
+            raise CorruptRecord(f"bad jar entry for {name!r}")
+    return jar
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What the app may know about the client's fixguard session (``environ["fixguard.session"]``).
+
+    Never the ID itself: ``id_hash`` is a short keyed hash, fine for logs.
+    ``state`` is ``"none"``, ``"live"`` or ``"frozen"`` (a login for this
+    session is in flight, so this request runs as anonymous).
+    """
+
+    state: str = "none"
+    authenticated: bool = False
+    created: float | None = None
+    authenticated_at: float | None = None
+    id_hash: str | None = None
+    subject: str | None = None
+
+
+NO_SESSION = SessionInfo()
