@@ -1,0 +1,1 @@
+"""Small, deliberately vulnerable Flask apps that fixguard is shown protecting."""
