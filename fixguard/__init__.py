@@ -3,12 +3,17 @@
 Public names only; see the README for the model and the settings.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from .config import ConfigError
 from .events import Event
 from .middleware import FixGuard
 from .record import SessionInfo
 from .signals import signal
 from .stores import MemoryStore, Store, StoreError
+
+if TYPE_CHECKING:
+    from .stores.redis import RedisStore as RedisStore
 
 __all__ = [
     "ConfigError",
@@ -21,3 +26,12 @@ __all__ = [
     "signal",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """``RedisStore`` on first use: ``import fixguard`` does not need redis-py."""
+    if name == "RedisStore":
+        from .stores.redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

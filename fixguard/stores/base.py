@@ -14,7 +14,13 @@ the old record back (Django ticket #21608 is the bug this avoids).
 
 from __future__ import annotations
 
+import hashlib
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+from ..record import RETIRED, CorruptRecord, Record, decode, encode
 
 
 class StoreError(Exception):
@@ -51,3 +57,107 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
+
+    def link(self, subject: str, key: str, ttl: float) -> None:
+        """Index session ``key`` under ``subject`` (see :class:`SubjectIndex`)."""
+
+    def sessions(self, subject: str) -> list[SessionSummary]:
+        """The subject's live sessions."""
+
+    def revoke(self, subject: str) -> int:
+        """Retire every session of ``subject``; returns how many."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSummary:
+    """One live session of a subject, as an operator may see it: never the ID."""
+
+    fingerprint: str
+    created: float
+    authenticated: float | None
+    touched: float
+    subject: str | None
+
+
+def subject_index(subject: str) -> str:
+    """The index key of a subject: a hash, so the store holds no user names in key space."""
+    return "subject:" + hashlib.sha256(subject.encode("utf-8")).hexdigest()[:40]
+
+
+class SubjectIndex(ABC):
+    """Sessions per subject, built on four single-key primitives a store provides.
+
+    ``link`` adds a session key to its subject's index (one set per subject,
+    expiring with the longest session in it); ``sessions`` lists the live ones,
+    pruning what expired; ``revoke`` turns every one of them into a tombstone,
+    e.g. after a password change. Each step touches one key, so Redis Cluster
+    needs nothing special.
+    """
+
+    @abstractmethod
+    def get(self, key: str) -> str | None:
+        """See :class:`Store`."""
+
+    @abstractmethod
+    def retire(self, key: str, value: str, ttl: float) -> None:
+        """See :class:`Store`."""
+
+    @abstractmethod
+    def _index_add(self, index: str, key: str, ttl: float) -> None:
+        """Add ``key`` to the set ``index``; keep the set for at least ``ttl`` seconds."""
+
+    @abstractmethod
+    def _index_members(self, index: str) -> list[str]:
+        """Every key in the set ``index`` (empty if it is gone)."""
+
+    @abstractmethod
+    def _index_remove(self, index: str, keys: list[str]) -> None:
+        """Remove ``keys`` from the set ``index``."""
+
+    @abstractmethod
+    def _index_ttl(self, index: str) -> float:
+        """Seconds the set ``index`` still lives (0 if gone)."""
+
+    def link(self, subject: str, key: str, ttl: float) -> None:
+        """Record that session ``key`` belongs to ``subject`` (for at least ``ttl`` seconds)."""
+        self._index_add(subject_index(subject), key, ttl)
+
+    def _subject_records(self, subject: str) -> list[tuple[str, Record]]:
+        index = subject_index(subject)
+        found: list[tuple[str, Record]] = []
+        dead: list[str] = []
+        for key in self._index_members(index):
+            value = self.get(key)
+            record = None
+            if value is not None:
+                try:
+                    record = decode(value)
+                except CorruptRecord:
+                    record = None
+            if record is None or record.state == RETIRED:
+                dead.append(key)
+            else:
+                found.append((key, record))
+        if dead:
+            self._index_remove(index, dead)
+        return found
+
+    def sessions(self, subject: str) -> list[SessionSummary]:
+        """The subject's sessions that are still alive, oldest first."""
+        out = [
+            SessionSummary(key[:12], r.created, r.authenticated, r.touched, r.subject)
+            for key, r in self._subject_records(subject)
+        ]
+        return sorted(out, key=lambda s: s.created)
+
+    def revoke(self, subject: str) -> int:
+        """End every session of ``subject`` now; their IDs are refused from then on."""
+        index = subject_index(subject)
+        ttl = max(1.0, self._index_ttl(index))
+        live = self._subject_records(subject)
+        now = time.time()
+        for key, record in live:
+            tomb = Record(RETIRED, record.created, now, retired=now, reason="revoked")
+            self.retire(key, encode(tomb), ttl)
+        self._index_remove(index, [key for key, _ in live])
+        return len(live)

@@ -13,15 +13,17 @@ import time
 from collections.abc import Callable
 
 from ..record import LIVE, ROTATING, VERSION, guard_of
+from .base import SubjectIndex
 
 _SWEEP_EVERY = 1024  # writes between sweeps of expired keys
 
 
-class MemoryStore:
+class MemoryStore(SubjectIndex):
     """A dictionary of ``key -> (value, expires_at)`` behind a lock."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._data: dict[str, tuple[str, float]] = {}
+        self._sets: dict[str, tuple[set[str], float]] = {}
         self._lock = threading.Lock()
         self._clock = clock
         self._writes = 0
@@ -47,6 +49,8 @@ class MemoryStore:
             now = self._clock()
             for k in [k for k, (_, exp) in self._data.items() if exp <= now]:
                 del self._data[k]
+            for k in [k for k, (_, exp) in self._sets.items() if exp <= now]:
+                del self._sets[k]
 
     def get(self, key: str) -> str | None:
         """The value under ``key``, or None."""
@@ -94,3 +98,28 @@ class MemoryStore:
         """Remove if present."""
         with self._lock:
             self._data.pop(key, None)
+
+    # -- subject index primitives ---------------------------------------------------------
+
+    def _index_add(self, index: str, key: str, ttl: float) -> None:
+        with self._lock:
+            now = self._clock()
+            members, expires = self._sets.get(index, (set(), 0.0))
+            if expires <= now:
+                members = set()
+            members.add(key)
+            self._sets[index] = (members, max(expires, now + ttl))
+
+    def _index_members(self, index: str) -> list[str]:
+        with self._lock:
+            members, expires = self._sets.get(index, (set(), 0.0))
+            return sorted(members) if expires > self._clock() else []
+
+    def _index_remove(self, index: str, keys: list[str]) -> None:
+        with self._lock:
+            if index in self._sets:
+                self._sets[index][0].difference_update(keys)
+
+    def _index_ttl(self, index: str) -> float:
+        with self._lock:
+            return max(0.0, self._sets.get(index, (set(), 0.0))[1] - self._clock())
