@@ -8,6 +8,7 @@ other, rules that do not parse. A misconfigured guard must not start.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -88,7 +89,7 @@ def _rules(signal: Signal, value: Iterable[str] | str) -> tuple[Rule, ...]:
 
 
 def _positive(setting: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
         raise ConfigError(f"{setting} must be a positive number of seconds, got {value!r}")
     return float(value)
 
@@ -114,6 +115,8 @@ class Settings:
     script_cookies: tuple[str, ...]
     max_cookie_header: int
     max_cookies: int
+    renew_after: float | None
+    renew_grace: float
     on_event: Callable[[Any], None] | None = field(default=None, compare=False)
 
     @classmethod
@@ -138,6 +141,8 @@ class Settings:
         script_cookies: Iterable[str] | str = (),
         max_cookie_header: int = 16384,
         max_cookies: int = 128,
+        renew_after: float | None = None,
+        renew_grace: float = 30,
     ) -> Settings:
         """Validate every setting; raise ConfigError naming the first bad one."""
         if secret_key is None:
@@ -185,6 +190,15 @@ class Settings:
         for setting, value in (("max_cookie_header", max_cookie_header), ("max_cookies", max_cookies)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{setting} must be a positive integer, got {value!r}")
+        renew = None if renew_after is None else _positive("renew_after", renew_after)
+        grace = _positive("renew_grace", renew_grace)
+        if renew is not None and renew >= absolute:
+            raise ConfigError(
+                f"renew_after ({renew:g}s) must be shorter than absolute_timeout ({absolute:g}s), "
+                "or None to never renew"
+            )
+        if renew is not None and grace > idle:
+            raise ConfigError(f"renew_grace ({grace:g}s) must not exceed idle_timeout ({idle:g}s)")
         login_rules = _rules("login", login)
         logout_rules = _rules("logout", logout)
         elevate_rules = _rules("elevate", elevate)
@@ -214,5 +228,7 @@ class Settings:
             script_cookies=_names("script_cookies", script_cookies),
             max_cookie_header=max_cookie_header,
             max_cookies=max_cookies,
+            renew_after=renew,
+            renew_grace=grace,
             on_event=on_event,
         )

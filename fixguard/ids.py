@@ -47,11 +47,12 @@ class VerifiedID:
 class _Keyring:
     """One secret's derived keys."""
 
-    __slots__ = ("hash_key", "signer")
+    __slots__ = ("hash_key", "renew_key", "signer")
 
     def __init__(self, secret: bytes) -> None:
         self.signer = Signer(_derive(secret, b"sign"), key_derivation="none", digest_method=hashlib.sha256)
         self.hash_key = _derive(secret, b"store")
+        self.renew_key = _derive(secret, b"renew")
 
 
 class IDAuthority:
@@ -89,6 +90,18 @@ class IDAuthority:
                 continue
             return VerifiedID(sid, self._hash(ring, sid))
         return None
+
+    def successor(self, sid: str) -> tuple[VerifiedID, str]:
+        """The ID that renews ``sid``: derived, not random, so every request agrees on it.
+
+        Parallel requests that present an ID in its renewal grace window all
+        compute the same successor with no coordination but the atomic state
+        change of the old record. Only the server key can derive it.
+        """
+        digest = hmac.new(self._current.renew_key, sid.encode("ascii"), hashlib.sha256).digest()
+        new = base64.urlsafe_b64encode(digest).decode("ascii")[:_ID_LEN]
+        signed = self._current.signer.sign(new).decode("ascii")
+        return VerifiedID(new, self._hash(self._current, new)), signed
 
     def key_for(self, sid: str) -> str:
         """The store key of an ID minted under the current secret."""

@@ -37,6 +37,7 @@ from .ids import IDAuthority, VerifiedID
 from .record import (
     LIVE,
     NO_SESSION,
+    RENEWED,
     RETIRED,
     ROTATING,
     CorruptRecord,
@@ -69,6 +70,7 @@ Headers = list[tuple[str, str]]
 ENVIRON_SESSION = "fixguard.session"
 SLIDE_FRACTION = 0.1  # slide the idle TTL at most once per this fraction of idle_timeout
 _MAX_SUBJECT = 256
+_MAX_RENEWAL_HOPS = 3  # an ID renewed twice within one grace window still finds its session
 
 
 class FixGuard:
@@ -95,6 +97,9 @@ class FixGuard:
     :param script_cookies: cookies exempt from HttpOnly when hardening (scripts read them).
     :param max_cookie_header: longer Cookie headers are dropped whole (bounded work).
     :param max_cookies: more cookies than this in one header are dropped whole.
+    :param renew_after: renew an authenticated ID older than this many seconds (None: never).
+    :param renew_grace: seconds the previous ID keeps working after a renewal, so parallel
+        requests are not lost; each is told the newest ID.
     """
 
     def __init__(
@@ -120,6 +125,8 @@ class FixGuard:
         script_cookies: Iterable[str] | str = (),
         max_cookie_header: int = 16384,
         max_cookies: int = 128,
+        renew_after: float | None = None,
+        renew_grace: float = 30,
     ) -> None:
         self.app = app
         self.settings = s = Settings.build(
@@ -141,6 +148,8 @@ class FixGuard:
             script_cookies=script_cookies,
             max_cookie_header=max_cookie_header,
             max_cookies=max_cookies,
+            renew_after=renew_after,
+            renew_grace=renew_grace,
         )
         if store is None:
             store = MemoryStore()
@@ -200,6 +209,7 @@ class _Exchange:
         self.frozen_elsewhere = False  # another login froze it: run anonymous and inert
         self.retired_seen: Record | None = None
         self.clear_cookie = False
+        self.reissue = ""  # signed successor ID to send (the client presented a renewed ID)
         self.processed = False
         self.outcome: Headers = []
         self.outcome_fingerprint: str | None = None
@@ -254,24 +264,37 @@ class _Exchange:
         return _Body(self, app_iter)
 
     def load(self) -> None:
-        """Look the presented ID up (freezing it first for a login rule) and classify it."""
-        g, vid = self.g, self.vid
-        assert vid is not None
-        if self.rotating_rule:
-            token = secrets.token_hex(8)
-            value = g.store.freeze(vid.key, token)
-        else:
-            token = ""
-            value = g.store.get(vid.key)
-        self.read_at = time.monotonic()
-        if value is None:
-            self.emit("expired", reason="unknown")
-            self.clear_cookie = True
-            return
-        try:
-            record = decode(value)
-        except CorruptRecord as exc:
-            self.emit("corrupt_record", reason=str(exc)[:80])
+        """Look the presented ID up (freezing it first for a login rule) and classify it.
+
+        A renewed ID within its grace window stands for its successor: the
+        request goes on under the successor and the client is told its ID.
+        """
+        g = self.g
+        token = secrets.token_hex(8) if self.rotating_rule else ""
+        record: Record | None = None
+        for _ in range(_MAX_RENEWAL_HOPS):
+            vid = self.vid
+            assert vid is not None
+            value = g.store.freeze(vid.key, token) if token else g.store.get(vid.key)
+            self.read_at = time.monotonic()
+            if value is None:
+                self.emit("expired", reason="unknown")
+                self.clear_cookie = True
+                return
+            try:
+                record = decode(value)
+            except CorruptRecord as exc:
+                self.emit("corrupt_record", reason=str(exc)[:80])
+                self.clear_cookie = True
+                return
+            if token and record.state == ROTATING and record.token == token:
+                # our own freeze, seen again because the store client retried the call
+                record = replace(record, state=LIVE)
+            if record.state != RENEWED:
+                break
+            self.vid, self.reissue = g.ids.successor(vid.sid)
+        if record is None or record.state == RENEWED:
+            self.emit("expired", reason="renewal chain too long")
             self.clear_cookie = True
             return
         if record.state == RETIRED:
@@ -288,7 +311,8 @@ class _Exchange:
         if now - record.created > s.absolute_timeout or now - record.touched > s.idle_timeout:
             self.emit("expired", reason="timeout")
             self.clear_cookie = True
-            g.store.delete(vid.key)
+            assert self.vid is not None
+            g.store.delete(self.vid.key)
             return
         self.record = record
         if token:
@@ -399,12 +423,17 @@ class _Exchange:
         elif self.freeze_token:
             self.unfreeze(now, updates)
         elif self.record is not None:
-            self.update(now, updates)
+            if self.renewal_due(self.record, now):
+                self.renew(now, updates)
+            else:
+                self.update(now, updates)
         else:
             jar = _apply({}, updates, now)
             if jar:
                 self.create(now, jar, authenticated=None, subject=None, created=now)
                 self.emit("session_created", new=self.outcome_fingerprint)
+        if self.reissue and not self.outcome and self.record is not None:
+            self.outcome.append(("Set-Cookie", g.writer.set(self.reissue)))
         if self.clear_cookie and not self.outcome:
             self.outcome.append(("Set-Cookie", g.writer.clear))
         if self.outcome:
@@ -431,7 +460,9 @@ class _Exchange:
         if kind == "elevate" and old is not None and old.authenticated is not None:
             created = old.created
             subject = subject or old.subject
-        self.create(now, jar, authenticated=now, subject=subject, created=created)
+        new_key = self.create(now, jar, authenticated=now, subject=subject, created=created)
+        if subject:
+            self.g.store.link(subject, new_key, self.g.settings.absolute_timeout)
         if self.vid is not None:
             self.retire(kind, now)
         self.emit("rotation", signal=kind, new=self.outcome_fingerprint, rule=bool(self.freeze_token))
@@ -458,6 +489,44 @@ class _Exchange:
             self.emit("write_lost", reason="record changed during login")
         self.freeze_token = ""
 
+    def renewal_due(self, record: Record, now: float) -> bool:
+        """An authenticated ID older than ``renew_after`` (pre-login IDs are never renewed)."""
+        after = self.g.settings.renew_after
+        return (
+            after is not None
+            and record.authenticated is not None
+            and not self.reissue
+            and now - record.age_start > after
+        )
+
+    def renew(self, now: float, updates: list[SetCookie]) -> None:
+        """Move the session to its derived successor; the old ID answers for a grace window.
+
+        The successor is created first, then the old record swapped to
+        "renewed" by compare-and-set: whoever sees "renewed" finds the
+        successor already there, and concurrent renewals agree on one ID.
+        """
+        g, record, vid = self.g, self.record, self.vid
+        assert record is not None and vid is not None
+        jar = _apply(record.jar, updates, now) if updates else record.jar
+        succ, signed = g.ids.successor(vid.sid)
+        fresh = replace(record, state=LIVE, token="", jar=jar, touched=now, issued=now)
+        created = g.store.create(succ.key, encode(fresh), g.live_ttl(fresh, now))
+        old = replace(record, state=RENEWED, jar=jar, touched=now)
+        grace = min(g.settings.renew_grace, max(0.001, g.live_ttl(record, now)))
+        if not g.store.replace(vid.key, self.read_guard, encode(old), grace):
+            current = g.store.get(vid.key)
+            if current is None or guard_of(current)[1:2] != RENEWED:
+                if created:
+                    g.store.delete(succ.key)
+                self.emit("write_lost", reason="record changed before renewal")
+                return
+        elif record.subject:
+            g.store.link(record.subject, succ.key, g.settings.absolute_timeout)
+        self.outcome.append(("Set-Cookie", g.writer.set(signed)))
+        self.outcome_fingerprint = succ.fingerprint
+        self.emit("renewal", new=succ.fingerprint)
+
     def update(self, now: float, updates: list[SetCookie]) -> None:
         record, vid = self.record, self.vid
         assert record is not None and vid is not None
@@ -473,7 +542,8 @@ class _Exchange:
 
     def create(
         self, now: float, jar: Jar, authenticated: float | None, subject: str | None, created: float
-    ) -> None:
+    ) -> str:
+        """Store a new record under a fresh ID, queue its cookie; returns the store key."""
         g = self.g
         record = Record(LIVE, created, now, "", authenticated, subject, jar)
         ttl = g.live_ttl(record, now)
@@ -482,7 +552,7 @@ class _Exchange:
             if g.store.create(vid.key, encode(record), ttl):
                 self.outcome.append(("Set-Cookie", g.writer.set(signed)))
                 self.outcome_fingerprint = vid.fingerprint
-                return
+                return vid.key
         raise StoreError("could not create a session record under a fresh key")
 
     def retire(self, reason: str, now: float) -> None:
@@ -520,7 +590,7 @@ class _Exchange:
         return "409 Conflict", _plain(body), body
 
     def store_down(self, exc: StoreError) -> tuple[str, Headers, bytes]:
-        self.emit("store_unavailable", reason=type(exc).__name__)
+        self.emit("store_unavailable", reason=str(exc)[:200] or type(exc).__name__)
         body = b"The session service is unavailable. Please try again shortly.\n"
         return "503 Service Unavailable", [*_plain(body), ("Retry-After", "5")], body
 

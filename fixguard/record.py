@@ -3,7 +3,8 @@
 A stored value is ``<guard>|<json>``. The guard is the part atomic operations
 compare, so a store can check state without decoding JSON (Redis does it in a
 few lines of Lua): a version digit, a state letter — ``L`` live, ``R``
-rotating (frozen by a login in flight), ``T`` tombstone — and the token of the
+rotating (frozen by a login in flight), ``T`` tombstone, ``N`` renewed (its
+successor is live; this one answers for a short grace) — and the token of the
 last freeze. Because the token survives an unfreeze, a request that read the
 record before a freeze cannot write after it, even once the freeze is undone.
 
@@ -19,7 +20,7 @@ from typing import Any
 from .cookies import Jar, JarCookie
 
 VERSION = "1"
-LIVE, ROTATING, RETIRED = "L", "R", "T"
+LIVE, ROTATING, RETIRED, RENEWED = "L", "R", "T", "N"
 MAX_VALUE = 64 * 1024  # a record larger than this was not written by fixguard
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
@@ -43,6 +44,12 @@ class Record:
     jar: Jar = field(default_factory=dict)
     retired: float | None = None
     reason: str | None = None
+    issued: float | None = None  # when this ID was minted (renewal age); None: at ``created``
+
+    @property
+    def age_start(self) -> float:
+        """When the ID holding this record was minted."""
+        return self.created if self.issued is None else self.issued
 
     @property
     def guard(self) -> str:
@@ -78,6 +85,8 @@ def encode(record: Record) -> str:
             body["a"] = round(record.authenticated, 3)
         if record.subject is not None:
             body["s"] = record.subject
+        if record.issued is not None and record.issued != record.created:
+            body["i"] = round(record.issued, 3)
         if record.jar:
             body["j"] = {
                 name: c.value if c.path == "/" and c.expires is None else [c.value, c.path, c.expires]
@@ -94,7 +103,7 @@ def decode(value: str | bytes) -> Record:
         if len(value) > MAX_VALUE:
             raise CorruptRecord("record too large")
         guard, bar, payload = value.partition("|")
-        if not bar or len(guard) < 2 or guard[0] != VERSION or guard[1] not in "LRT":
+        if not bar or len(guard) < 2 or guard[0] != VERSION or guard[1] not in "LRTN":
             raise CorruptRecord("unknown record version or state")
         state, token = guard[1], guard[2:]
         if not token.isalnum() and token:
@@ -114,7 +123,9 @@ def decode(value: str | bytes) -> Record:
         subject = body.get("s")
         if subject is not None and not isinstance(subject, str):
             raise CorruptRecord("bad subject")
-        return Record(state, created, touched, token, authenticated, subject, _jar(body.get("j", {})))
+        issued = _time(body, "i") if "i" in body else None
+        jar = _jar(body.get("j", {}))
+        return Record(state, created, touched, token, authenticated, subject, jar, issued=issued)
     except CorruptRecord:
         raise
     except (ValueError, TypeError, UnicodeDecodeError) as exc:

@@ -680,3 +680,81 @@ def test_glob_rules() -> None:
         first = fg_cookie(t.get("/"))
         res = t.request(path, method=method)
         assert (fg_cookie(res) not in (None, first)) is rotates, path
+
+
+# -- sessions per subject -------------------------------------------------------------------
+
+
+def test_sessions_per_subject_listed_and_revoked(vuln: VulnerableApp, events: list[Event]) -> None:
+    store = MemoryStore()
+    g = guard(vuln, store=store, on_event=events.append)
+    clients = []
+    for _ in range(3):
+        t = client(g)
+        t.get("/")
+        t.get("/header-login")  # Fixguard-Subject: alice
+        clients.append(t)
+    other = client(g)
+    other.post("/login", {"password": "secret"})  # no subject
+    listed = store.sessions("alice")
+    assert len(listed) == 3 and all(s.subject == "alice" and s.authenticated for s in listed)
+    cookies = [t.cookies["fixguard"] for t in clients]
+    assert all(c.split(".")[0][:12] not in repr(listed) for c in cookies)  # fingerprints, not IDs
+    assert store.revoke("alice") == 3
+    assert store.sessions("alice") == []
+    for c in cookies:
+        assert client(g, c).get("/profile", expect_errors=True).status_int == 401
+    assert other.get("/profile").text == "user=alice"  # the session without a subject is untouched
+    reasons = [e.detail.get("reason") for e in events if e.kind == "fixation_blocked"]
+    assert reasons == ["revoked"] * 3
+
+
+# -- renewal ------------------------------------------------------------------------------------
+
+
+def test_renewal_with_grace_window(vuln: VulnerableApp, events: list[Event]) -> None:
+    g = guard(vuln, renew_after=0.2, renew_grace=0.5, on_event=events.append)
+    t = client(g)
+    t.get("/")
+    pre = t.cookies["fixguard"]
+    t.post("/login", {"password": "secret"})
+    old = t.cookies["fixguard"]
+    assert fg_cookie(t.get("/profile")) is None  # young ID: nothing to renew
+    time.sleep(0.25)
+    res = t.get("/profile")
+    new = fg_cookie(res)
+    assert res.text == "user=alice" and new not in (None, old)
+    assert "renewal" in kinds(events)
+    # parallel requests still carrying the old ID keep working and learn the newest ID
+    for _ in range(3):
+        r = client(g, old).get("/profile")
+        assert r.text == "user=alice" and fg_cookie(r) == new
+    # the pre-login ID never had a grace window
+    assert client(g, pre).get("/profile", expect_errors=True).status_int == 401
+    time.sleep(0.55)
+    r = client(g, old).get("/profile", expect_errors=True)
+    assert r.text == "anonymous"  # grace over
+    assert TestApp(g).get("/profile", headers={"Cookie": f"fixguard={new}"}).text == "user=alice"
+
+
+def test_pre_login_ids_are_never_renewed(vuln: VulnerableApp) -> None:
+    g = guard(vuln, renew_after=0.1)
+    t = client(g)
+    t.get("/")
+    time.sleep(0.15)
+    assert fg_cookie(t.get("/")) is None
+
+
+def test_login_presenting_renewed_id_retires_the_whole_chain(vuln: VulnerableApp) -> None:
+    g = guard(vuln, renew_after=0.1, renew_grace=5, elevate=("POST /elevate",))
+    t = client(g)
+    t.get("/")
+    t.post("/login", {"password": "secret"})
+    old = t.cookies["fixguard"]
+    time.sleep(0.15)
+    new = fg_cookie(t.get("/profile"))
+    res = TestApp(g).post("/elevate", headers={"Cookie": f"fixguard={old}"})
+    top = fg_cookie(res)
+    assert top not in (None, old, new)
+    for stale in (old, new):
+        assert client(g, stale).get("/profile", expect_errors=True).status_int == 401

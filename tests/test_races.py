@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from webtest import TestApp
 
-from fixguard import Event, FixGuard
+from fixguard import Event, FixGuard, Store
 from fixguard.middleware import _Exchange
 
 from .apps import VulnerableApp, guard
@@ -52,11 +52,12 @@ def replay_during_login(
 
 @pytest.mark.parametrize("protected", [True, False])
 def test_no_replay_sees_the_victim_while_a_slow_login_runs(
-    protected: bool, monkeypatch: pytest.MonkeyPatch
+    protected: bool, store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Against MemoryStore and the real redis-server alike."""
     vuln = VulnerableApp(login_delay=0.3, read_delay=0.03)
     events: list[Event] = []
-    g = guard(vuln, settle_time=0.02, on_event=events.append)
+    g = guard(vuln, settle_time=0.02, on_event=events.append, store=store)
     if not protected:
         # Control: without the freeze and the late re-check, the same attack must work,
         # or this test would prove nothing.
@@ -126,9 +127,9 @@ def test_request_on_frozen_id_is_anonymous_and_inert() -> None:
     assert res.headers.getall("Set-Cookie") == []  # neither sets nor clears fixguard's cookie
 
 
-def test_two_logins_racing_on_one_pre_login_id_each_get_their_own() -> None:
+def test_two_logins_racing_on_one_pre_login_id_each_get_their_own(store: Store) -> None:
     vuln = VulnerableApp(login_delay=0.2)
-    g = guard(vuln)
+    g = guard(vuln, store=store)
     first = TestApp(g)
     planted = fg_cookie(first.get("/"))
     assert planted is not None
@@ -152,3 +153,34 @@ def test_two_logins_racing_on_one_pre_login_id_each_get_their_own() -> None:
         assert TestApp(g).get("/profile", headers={"Cookie": f"fixguard={cookie}"}).text == f"user={user}"
     replay = TestApp(g).get("/profile", headers={"Cookie": f"fixguard={planted}"}, expect_errors=True)
     assert replay.status_int == 401 and "user=" not in replay.text
+
+
+def test_parallel_requests_at_renewal_all_succeed_and_agree(store: Store) -> None:
+    """Symfony's remember-me race (symfony/symfony#42343): nobody is logged out, one newest ID."""
+    vuln = VulnerableApp(read_delay=0.01)
+    g = guard(vuln, store=store, renew_after=0.2, renew_grace=2)
+    t = TestApp(g)
+    t.get("/")
+    old = fg_cookie(t.post("/login", {"password": "secret"}))
+    assert old is not None
+    time.sleep(0.25)
+    barrier = threading.Barrier(8)
+    out: list[tuple[int, str, str | None]] = []
+    lock = threading.Lock()
+
+    def browser_request() -> None:
+        barrier.wait()
+        r = TestApp(g).get("/profile", headers={"Cookie": f"fixguard={old}"}, expect_errors=True)
+        with lock:
+            out.append((r.status_int, r.text, fg_cookie(r)))
+
+    threads = [threading.Thread(target=browser_request) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert all(status == 200 and text == "user=alice" for status, text, _ in out), out
+    told = {cookie for _, _, cookie in out}
+    assert len(told) == 1 and None not in told and old not in told
+    [newest] = told
+    assert TestApp(g).get("/profile", headers={"Cookie": f"fixguard={newest}"}).text == "user=alice"
