@@ -187,7 +187,7 @@ class FixGuard:
         s = self.settings
         if created is None:
             return s.absolute_timeout
-        return max(1.0, created + s.absolute_timeout - now)
+        return max(0.001, created + s.absolute_timeout - now)
 
 
 class _Exchange:

@@ -21,6 +21,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
-.venv/bin/ruff check fixguard tests examples benchmarks
+.venv/bin/ruff check .
 .venv/bin/mypy --strict fixguard
 exec .venv/bin/python -m pytest "$@"

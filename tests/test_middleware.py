@@ -758,3 +758,22 @@ def test_login_presenting_renewed_id_retires_the_whole_chain(vuln: VulnerableApp
     assert top not in (None, old, new)
     for stale in (old, new):
         assert client(g, stale).get("/profile", expect_errors=True).status_int == 401
+
+
+def test_tombstones_live_as_long_as_the_old_session_could_then_vanish(store: fixguard.Store) -> None:
+    vuln = VulnerableApp()
+    g = guard(vuln, store=store, idle_timeout=0.5, absolute_timeout=0.8)
+    t = client(g)
+    t.get("/")
+    old = t.cookies["fixguard"]
+    old_key = g.ids.verify(old)
+    assert old_key is not None
+    time.sleep(0.3)
+    t.post("/login", {"password": "secret"})
+    value = store.get(old_key.key)
+    assert value is not None and decode(value).state == RETIRED
+    assert client(g, old).get("/profile", expect_errors=True).status_int == 401
+    time.sleep(0.3)
+    assert store.get(old_key.key) is not None  # still refused: the old session could still be alive
+    time.sleep(0.35)  # past created + absolute_timeout of the old session
+    assert store.get(old_key.key) is None
