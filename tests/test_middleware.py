@@ -685,8 +685,10 @@ def test_glob_rules() -> None:
 # -- sessions per subject -------------------------------------------------------------------
 
 
-def test_sessions_per_subject_listed_and_revoked(vuln: VulnerableApp, events: list[Event]) -> None:
-    store = MemoryStore()
+def test_sessions_per_subject_listed_and_revoked(
+    vuln: VulnerableApp, events: list[Event], store: fixguard.Store
+) -> None:
+    """Against MemoryStore and the real redis-server."""
     g = guard(vuln, store=store, on_event=events.append)
     clients = []
     for _ in range(3):
