@@ -106,3 +106,11 @@ def guard(app: Any, **kwargs: Any) -> fixguard.FixGuard:
     kwargs.setdefault("secret_key", SECRET)
     kwargs.setdefault("secure", False)
     return fixguard.FixGuard(app, **kwargs)
+
+
+def fg_cookie(res: Any, name: str = "fixguard") -> str | None:
+    """The value fixguard set in this response (None if it set none)."""
+    for header in res.headers.getall("Set-Cookie"):
+        if header.startswith(name + "="):
+            return str(header.split(";", 1)[0].split("=", 1)[1])
+    return None

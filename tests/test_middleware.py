@@ -12,15 +12,7 @@ import fixguard
 from fixguard import ConfigError, Event, FixGuard, MemoryStore
 from fixguard.record import RETIRED, decode
 
-from .apps import OTHER_SECRET, SECRET, VulnerableApp, echo_app, guard
-
-
-def fg_cookie(res: Any, name: str = "fixguard") -> str | None:
-    """The value fixguard set in this response (None if it set none)."""
-    for header in res.headers.getall("Set-Cookie"):
-        if header.startswith(name + "="):
-            return str(header.split(";", 1)[0].split("=", 1)[1])
-    return None
+from .apps import OTHER_SECRET, SECRET, VulnerableApp, echo_app, fg_cookie, guard
 
 
 def client(app: Any, cookie: str | None = None) -> TestApp:

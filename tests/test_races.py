@@ -18,8 +18,7 @@ from webtest import TestApp
 from fixguard import Event, FixGuard, Store
 from fixguard.middleware import _Exchange
 
-from .apps import VulnerableApp, guard
-from .test_middleware import fg_cookie
+from .apps import VulnerableApp, fg_cookie, guard
 
 
 def replay_during_login(

@@ -34,6 +34,8 @@ from fixguard.events import Event
 from fixguard.stores.base import StoreError
 from fixguard.stores.redis import UNREADABLE
 
+from .apps import fg_cookie
+
 SECRET = "fault-suite-key-0123456789-abcdefghijklmnopqrs"
 UNAVAILABLE = "The session service is unavailable. Please try again shortly.\n"
 
@@ -62,20 +64,12 @@ class Guarded:
     def session(self, value: str = "alice") -> str:
         """A fresh session whose jar holds ``session=value``; its signed cookie."""
         res = self.request("GET", f"/set?v={value}")
-        cookie = guard_cookie(res)
+        cookie = fg_cookie(res)
         assert cookie
         return cookie
 
     def kinds(self) -> list[str]:
         return [e.kind for e in self.events]
-
-
-def guard_cookie(res: TestResponse) -> str | None:
-    for header in res.headers.getall("Set-Cookie"):
-        name, _, rest = header.partition("=")
-        if name == "fixguard":
-            return rest.partition(";")[0]
-    return None
 
 
 def assert_unavailable(res: TestResponse) -> None:
@@ -140,11 +134,11 @@ def test_redis_down_fails_closed_then_recovers_without_a_restart(guarded: Guarde
     # nothing (persistence is off), so the old ID is unknown: no session, cookie cleared.
     res = guarded.request("GET", "/whoami", cookie)
     assert res.text == "anonymous"
-    assert guard_cookie(res) == ""
+    assert fg_cookie(res) == ""
     fresh = guarded.session("bob")
     assert guarded.request("GET", "/whoami", fresh).text == "bob"
     login = guarded.request("POST", "/login", fresh)  # scripts are reloaded after NOSCRIPT
-    rotated = guard_cookie(login)
+    rotated = fg_cookie(login)
     assert rotated and rotated != fresh
     assert guarded.request("GET", "/whoami", rotated).text == "user"
     assert guarded.request("GET", "/whoami", fresh, status=401).status_int == 401
@@ -156,7 +150,7 @@ def test_a_restart_between_requests_costs_no_error(guarded: Guarded, redis_serve
     redis_server.stop()
     redis_server.start()
     res = guarded.request("GET", "/whoami", cookie)  # 200: the record is gone, not the service
-    assert res.text == "anonymous" and guard_cookie(res) == ""
+    assert res.text == "anonymous" and fg_cookie(res) == ""
     assert "store_unavailable" not in guarded.kinds()
     fresh = guarded.session("bob")
     assert guarded.request("GET", "/whoami", fresh).text == "bob"
@@ -414,7 +408,7 @@ def test_round_trips_per_request(wsgi_app: Any, redis_store: RedisStore, redis_s
         sent, stats = tally.measure(run("POST", "/login", cookie))
         assert sent == ["EVALSHA", "SET", "SET"]  # login: freeze, SET NX new, SET tombstone: 3
         assert stats == Counter({"evalsha": 1, "get": 1, "set": 3})
-        rotated = guard_cookie(responses[-1])
+        rotated = fg_cookie(responses[-1])
         assert rotated
 
         sent, _ = tally.measure(run("GET", "/whoami", cookie, status=401))

@@ -24,6 +24,8 @@ from fixguard.record import LIVE, RETIRED, ROTATING, CorruptRecord, Record, deco
 from fixguard.stores.base import Store
 from fixguard.stores.memory import MemoryStore
 
+from .apps import fg_cookie
+
 SECRET = "contract-suite-key-0123456789-abcdefghijklmnop"
 THREADS = 20
 
@@ -408,16 +410,9 @@ def test_middleware_treats_a_corrupt_record_as_no_session(
     res = TestApp(guarded).post("/login", headers={"Cookie": f"fixguard={signed}"}, status=200)
     assert res.text == "welcome"
     assert [e.kind for e in events][-2:] == ["corrupt_record", "rotation"]
-    fresh = guard_cookie(res)
+    fresh = fg_cookie(res)
     assert fresh not in (None, "", signed)
     assert TestApp(guarded).get("/whoami", headers={"Cookie": f"fixguard={fresh}"}).text == "user"
     assert decode(store.get(vid.key) or "").state == RETIRED  # the old key is a tombstone now
 
 
-def guard_cookie(res: Any) -> str | None:
-    """The value of the fixguard cookie a response sets, if any."""
-    for header in res.headers.getall("Set-Cookie"):
-        name, _, rest = header.partition("=")
-        if name == "fixguard":
-            return rest.partition(";")[0]
-    return None
