@@ -46,6 +46,7 @@ from .record import (
     decode,
     encode,
     guard_of,
+    tombstone,
 )
 from .signals import (
     ENVIRON_CONTEXT,
@@ -559,7 +560,7 @@ class _Exchange:
         vid, old = self.vid, self.record
         assert vid is not None
         created = old.created if old is not None else None
-        tomb = Record(RETIRED, created if created is not None else now, now, retired=now, reason=reason)
+        tomb = tombstone(created if created is not None else now, now, reason)
         self.g.store.retire(vid.key, encode(tomb), self.g.tomb_ttl(created, now))
 
     def abandon(self) -> None:

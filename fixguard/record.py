@@ -66,6 +66,11 @@ class Record:
         return replace(self, jar=jar)
 
 
+def tombstone(created: float, now: float, reason: str) -> Record:
+    """The record that replaces a session whose ID must be refused from ``now`` on."""
+    return Record(RETIRED, created, now, retired=now, reason=reason)
+
+
 def guard_of(value: str) -> str:
     """The guard prefix of a stored value ("" if it has none)."""
     bar = value.find("|")

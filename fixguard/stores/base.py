@@ -20,7 +20,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..record import RETIRED, CorruptRecord, Record, decode, encode
+from ..record import RETIRED, CorruptRecord, Record, decode, encode, tombstone
 
 
 class StoreError(Exception):
@@ -157,7 +157,6 @@ class SubjectIndex(ABC):
         live = self._subject_records(subject)
         now = time.time()
         for key, record in live:
-            tomb = Record(RETIRED, record.created, now, retired=now, reason="revoked")
-            self.retire(key, encode(tomb), ttl)
+            self.retire(key, encode(tombstone(record.created, now, "revoked")), ttl)
         self._index_remove(index, [key for key, _ in live])
         return len(live)
