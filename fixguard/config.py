@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .signals import Rule, RuleError, Signal, parse_rule
+from .signals import Rule, RuleError, parse_rule
 
 MIN_KEY_BYTES = 32
 
@@ -79,13 +79,27 @@ def _names(setting: str, value: Iterable[str] | str) -> tuple[str, ...]:
     return out
 
 
-def _rules(signal: Signal, value: Iterable[str] | str) -> tuple[Rule, ...]:
+def _rules(signal: str, value: Iterable[str] | str) -> tuple[Rule, ...]:
     if isinstance(value, str):
         value = (value,)
     try:
         return tuple(parse_rule(signal, text) for text in value)
     except RuleError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _token_fields(value: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    out = tuple(value)
+    for path in out:
+        if not isinstance(path, str) or not all(part.strip() == part and part for part in path.split(".")):
+            raise ConfigError(
+                f"token_fields: {path!r} is not a dotted JSON path like 'access_token' or 'data.token'"
+            )
+    if len(set(out)) != len(out):
+        raise ConfigError("token_fields lists a path twice")
+    return out
 
 
 def _positive(setting: str, value: Any) -> float:
@@ -117,6 +131,9 @@ class Settings:
     max_cookies: int
     renew_after: float | None
     renew_grace: float
+    token_fields: tuple[str, ...]
+    token_passthrough: tuple[Rule, ...]
+    max_token_body: int
     on_event: Callable[[Any], None] | None = field(default=None, compare=False)
 
     @classmethod
@@ -143,6 +160,9 @@ class Settings:
         max_cookies: int = 128,
         renew_after: float | None = None,
         renew_grace: float = 30,
+        token_fields: Iterable[str] | str = (),
+        token_passthrough: Iterable[str] | str = (),
+        max_token_body: int = 1024 * 1024,
     ) -> Settings:
         """Validate every setting; raise ConfigError naming the first bad one."""
         if secret_key is None:
@@ -199,6 +219,9 @@ class Settings:
             )
         if renew is not None and grace > idle:
             raise ConfigError(f"renew_grace ({grace:g}s) must not exceed idle_timeout ({idle:g}s)")
+        fields = _token_fields(token_fields)
+        if isinstance(max_token_body, bool) or not isinstance(max_token_body, int) or max_token_body < 1:
+            raise ConfigError(f"max_token_body must be a positive number of bytes, got {max_token_body!r}")
         login_rules = _rules("login", login)
         logout_rules = _rules("logout", logout)
         elevate_rules = _rules("elevate", elevate)
@@ -230,5 +253,8 @@ class Settings:
             max_cookies=max_cookies,
             renew_after=renew,
             renew_grace=grace,
+            token_fields=fields,
+            token_passthrough=_rules("token_passthrough", token_passthrough),
+            max_token_body=max_token_body,
             on_event=on_event,
         )

@@ -33,6 +33,9 @@ LEVELS: Mapping[str, int] = {
     "corrupt_record": logging.ERROR,
     "store_unavailable": logging.ERROR,
     "write_lost": logging.WARNING,
+    "bad_token": logging.INFO,
+    "token_blocked": logging.WARNING,
+    "token_body_skipped": logging.WARNING,
 }
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings
@@ -35,6 +35,7 @@ from .cookies import (
 from .events import Event, EventSink
 from .ids import IDAuthority, VerifiedID
 from .record import (
+    ALIAS,
     LIVE,
     NO_SESSION,
     RENEWED,
@@ -61,6 +62,8 @@ from .signals import (
 )
 from .stores.base import Store, StoreError
 from .stores.memory import MemoryStore
+from .tokens import TOKEN_PREFIX, dump_json, extract, is_json, load_json, parse_authorization, parse_paths
+from .tokens import replace as replace_tokens
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -101,6 +104,10 @@ class FixGuard:
     :param renew_after: renew an authenticated ID older than this many seconds (None: never).
     :param renew_grace: seconds the previous ID keeps working after a renewal, so parallel
         requests are not lost; each is told the newest ID.
+    :param token_fields: dotted JSON paths of the tokens in login/elevate responses; each is
+        swapped for a fixguard token, and ``Authorization: Bearer`` is translated back.
+    :param token_passthrough: rules (``"GET /public/*"``) where foreign bearer tokens reach the app.
+    :param max_token_body: login bodies larger than this pass untouched (with an event).
     """
 
     def __init__(
@@ -128,6 +135,9 @@ class FixGuard:
         max_cookies: int = 128,
         renew_after: float | None = None,
         renew_grace: float = 30,
+        token_fields: Iterable[str] | str = (),
+        token_passthrough: Iterable[str] | str = (),
+        max_token_body: int = 1024 * 1024,
     ) -> None:
         self.app = app
         self.settings = s = Settings.build(
@@ -151,6 +161,9 @@ class FixGuard:
             max_cookies=max_cookies,
             renew_after=renew_after,
             renew_grace=renew_grace,
+            token_fields=token_fields,
+            token_passthrough=token_passthrough,
+            max_token_body=max_token_body,
         )
         if store is None:
             store = MemoryStore()
@@ -172,6 +185,8 @@ class FixGuard:
         self.app_cookie_names = frozenset(s.app_cookies)
         self.script_cookie_names = frozenset(s.script_cookies)
         self.slide_after = s.idle_timeout * SLIDE_FRACTION
+        self.token_paths = parse_paths(s.token_fields)
+        self.passthrough = RuleSet(s.token_passthrough)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return _Exchange(self, environ, start_response).run()
@@ -182,6 +197,10 @@ class FixGuard:
         """Seconds a live record may still live: the idle window, capped by the absolute end."""
         s = self.settings
         return min(s.idle_timeout - (now - record.touched), record.created + s.absolute_timeout - now)
+
+    def burn_key(self, token: str) -> str:
+        """Where a burned foreign token's tombstone lives: a keyed hash, like session IDs."""
+        return self.ids.key_for("burn:" + token)
 
     def tomb_ttl(self, created: float | None, now: float) -> float:
         """A tombstone lasts as long as the session it replaces could have lived."""
@@ -211,6 +230,11 @@ class _Exchange:
         self.retired_seen: Record | None = None
         self.clear_cookie = False
         self.reissue = ""  # signed successor ID to send (the client presented a renewed ID)
+        self.via_token = False  # the session was named by a bearer token, not the cookie
+        self.token_slot = -1  # which of the session's app tokens that bearer token stands for
+        self.foreign_token = ""  # a bearer token fixguard did not mint
+        self.minted: list[str] = []  # fixguard tokens for the login response's body
+        self.pending: _Pending | None = None  # a login response held back to swap its tokens
         self.processed = False
         self.outcome: Headers = []
         self.outcome_fingerprint: str | None = None
@@ -235,13 +259,21 @@ class _Exchange:
                 if self.vid is None:
                     self.emit("bad_signature")
                     self.clear_cookie = True
+        if g.token_paths and "HTTP_AUTHORIZATION" in environ:
+            self.bearer_in()
         try:
             if self.vid is not None:
                 self.load()
+            if self.foreign_token and self.burned(self.foreign_token):
+                return self.refuse_now(self.token_refused_response())
         except StoreError as exc:
             return self.refuse_now(self.store_down(exc))
         if self.retired_seen is not None and g.settings.on_fixation == "reject":
             return self.refuse_now(self.fixation_response())
+        if self.token_slot >= 0 and self.record is not None:
+            bearer = self.record.bearer
+            if self.token_slot < len(bearer) and bearer[self.token_slot]:
+                environ["HTTP_AUTHORIZATION"] = "Bearer " + bearer[self.token_slot]
 
         record = self.record
         if record is not None:
@@ -260,9 +292,44 @@ class _Exchange:
         except BaseException:
             self.abandon()
             raise
-        if self.processed and self.replacement is None:
+        if self.processed and self.replacement is None and self.pending is None:
             return app_iter
         return _Body(self, app_iter)
+
+    def bearer_in(self) -> None:
+        """Take the Authorization header apart: ours is verified, anything else discarded.
+
+        A fixguard token names the session (it wins over the cookie). A foreign
+        bearer token never reaches the app, except on ``token_passthrough``
+        paths; it is remembered so a login can burn it.
+        """
+        g, environ = self.g, self.environ
+        bearer = parse_authorization(environ["HTTP_AUTHORIZATION"])
+        if bearer.token is None and not bearer.garbled:
+            return  # another scheme (Basic, ...): not ours to touch
+        token = bearer.token
+        if token is not None and not bearer.ours and g.passthrough.match(self.method, self.path):
+            self.foreign_token = token
+            return
+        del environ["HTTP_AUTHORIZATION"]
+        if token is None:
+            self.emit("bad_token", reason="malformed")
+        elif bearer.ours:
+            vid = g.ids.verify(token[len(TOKEN_PREFIX) :])
+            if vid is None:
+                self.emit("bad_token", reason="signature")
+            else:
+                self.vid, self.via_token = vid, True
+        else:
+            self.foreign_token = token
+
+    def burned(self, token: str) -> bool:
+        """Was this foreign token presented on a login? Then it is refused from now on."""
+        value = self.g.store.get(self.g.burn_key(token))
+        if value is None or guard_of(value)[1:2] != RETIRED:
+            return False
+        self.emit("token_blocked")
+        return True
 
     def load(self) -> None:
         """Look the presented ID up (freezing it first for a login rule) and classify it.
@@ -291,11 +358,21 @@ class _Exchange:
             if token and record.state == ROTATING and record.token == token:
                 # our own freeze, seen again because the store client retried the call
                 record = replace(record, state=LIVE)
-            if record.state != RENEWED:
+            if record.state == ALIAS:
+                if not self.via_token or self.token_slot >= 0:
+                    self.emit("bad_cookie", reason="a token's ID presented as a cookie")
+                    return
+                self.token_slot = record.slot
+                self.vid = VerifiedID("", record.parent)
+                continue
+            if self.via_token and self.token_slot < 0:
+                self.emit("bad_token", reason="a cookie's ID presented as a token")
+                return
+            if record.state != RENEWED or not vid.sid:
                 break
             self.vid, self.reissue = g.ids.successor(vid.sid)
-        if record is None or record.state == RENEWED:
-            self.emit("expired", reason="renewal chain too long")
+        if record is None or record.state in (RENEWED, ALIAS):
+            self.emit("expired", reason="renewed")
             self.clear_cookie = True
             return
         if record.state == RETIRED:
@@ -354,14 +431,18 @@ class _Exchange:
             kept, _, _, _ = self.scan(headers)
             return self.server_start_response(status, kept + self.outcome, exc_info)
         self.processed = True
+        out: Headers | None = None
         try:
-            out = self.respond(status, headers)
+            out = self.respond(status, headers, exc_info)
         except StoreError as exc:
             self.replacement = self.store_down(exc)
         if self.replacement is not None:
             rstatus, rheaders, _ = self.replacement
             self.server_start_response(rstatus, rheaders, exc_info)
             return _discard
+        if out is None:
+            assert self.pending is not None
+            return self.pending.chunks.append  # held back until the body is read
         return self.server_start_response(status, out, exc_info)
 
     def scan(self, headers: Headers) -> tuple[Headers, list[SetCookie], list[str], str | None]:
@@ -395,8 +476,9 @@ class _Exchange:
             out.append((name, value))
         return out, updates, signals, subject
 
-    def respond(self, status: str, headers: Headers) -> Headers:
-        g, environ = self.g, self.environ
+    def respond(self, status: str, headers: Headers, exc_info: OptExcInfo | None = None) -> Headers | None:
+        """Decide what the response means; None when it is held back for its tokens."""
+        environ = self.environ
         try:
             code = int(status[:3])
         except ValueError:
@@ -411,14 +493,32 @@ class _Exchange:
         if self.record is not None and not self.freeze_token and self.raced():
             self.replacement = self.conflict_response()
             return out
+        if self.g.token_paths and "logout" not in signals and ROTATING_SIGNALS.intersection(signals):
+            content_type = next((v for k, v in out if k.lower() == "content-type"), None)
+            if is_json(content_type) and self.method != "HEAD" and code not in (204, 304):
+                self.pending = _Pending(status, out, updates, signals, subject, exc_info)
+                return None
+            self.emit("token_body_skipped", reason="not JSON")
+        return self.commit(out, updates, signals, subject)
 
+    def commit(
+        self,
+        out: Headers,
+        updates: list[SetCookie],
+        signals: list[str],
+        subject: str | None,
+        app_tokens: list[str] | None = None,
+    ) -> Headers:
+        """Rotate, retire, unfreeze, update or create the record; the headers that leave."""
+        g = self.g
         now = time.time()
         if "logout" in signals:
             if self.frozen_elsewhere:
                 return out
             self.logout(now, updates)
         elif "login" in signals or "elevate" in signals:
-            self.rotate("login" if "login" in signals else "elevate", now, updates, subject)
+            kind = "login" if "login" in signals else "elevate"
+            self.rotate(kind, now, updates, subject, app_tokens)
         elif self.frozen_elsewhere:
             return out  # inert: neither sets nor clears the cookie, stores nothing
         elif self.freeze_token:
@@ -453,17 +553,29 @@ class _Exchange:
         self.emit("race_blocked")
         return True
 
-    def rotate(self, kind: str, now: float, updates: list[SetCookie], subject: str | None) -> None:
-        old = self.record
+    def rotate(
+        self,
+        kind: str,
+        now: float,
+        updates: list[SetCookie],
+        subject: str | None,
+        app_tokens: list[str] | None = None,
+    ) -> None:
+        g, old = self.g, self.record
         base = old.jar if old is not None else {}
         jar = _apply(base, updates, now)
         created = now
         if kind == "elevate" and old is not None and old.authenticated is not None:
             created = old.created
             subject = subject or old.subject
-        new_key = self.create(now, jar, authenticated=now, subject=subject, created=created)
+        bearer = tuple(app_tokens) if app_tokens and any(app_tokens) else ()
+        new_key = self.create(now, jar, authenticated=now, subject=subject, created=created, bearer=bearer)
+        self.minted = [self.alias(new_key, slot, now) if t else "" for slot, t in enumerate(bearer)]
+        if self.foreign_token:
+            burn = tombstone(now, now, "burned")
+            g.store.retire(g.burn_key(self.foreign_token), encode(burn), g.settings.absolute_timeout)
         if subject:
-            self.g.store.link(subject, new_key, self.g.settings.absolute_timeout)
+            g.store.link(subject, new_key, g.settings.absolute_timeout)
         if self.vid is not None:
             self.retire(kind, now)
         self.emit("rotation", signal=kind, new=self.outcome_fingerprint, rule=bool(self.freeze_token))
@@ -496,6 +608,7 @@ class _Exchange:
         return (
             after is not None
             and record.authenticated is not None
+            and not record.bearer  # tokens point at this key: it must not move
             and not self.reissue
             and now - record.age_start > after
         )
@@ -542,11 +655,17 @@ class _Exchange:
             self.emit("write_lost", reason="record changed during request")
 
     def create(
-        self, now: float, jar: Jar, authenticated: float | None, subject: str | None, created: float
+        self,
+        now: float,
+        jar: Jar,
+        authenticated: float | None,
+        subject: str | None,
+        created: float,
+        bearer: tuple[str, ...] = (),
     ) -> str:
         """Store a new record under a fresh ID, queue its cookie; returns the store key."""
         g = self.g
-        record = Record(LIVE, created, now, "", authenticated, subject, jar)
+        record = Record(LIVE, created, now, "", authenticated, subject, jar, bearer=bearer)
         ttl = g.live_ttl(record, now)
         for _ in range(3):
             vid, signed = g.ids.mint()
@@ -555,6 +674,50 @@ class _Exchange:
                 self.outcome_fingerprint = vid.fingerprint
                 return vid.key
         raise StoreError("could not create a session record under a fresh key")
+
+    def alias(self, parent: str, slot: int, now: float) -> str:
+        """A fixguard token standing for app token ``slot`` of session ``parent``.
+
+        Its own key holds only a pointer, so retiring the session (logout,
+        rotation, revoke) kills every token that leads to it, with no list to keep.
+        """
+        g = self.g
+        record = Record(ALIAS, now, now, parent=parent, slot=slot)
+        for _ in range(3):
+            vid, signed = g.ids.mint()
+            if g.store.create(vid.key, encode(record), g.settings.absolute_timeout):
+                return TOKEN_PREFIX + signed
+        raise StoreError("could not create a token under a fresh key")
+
+    def finish(self, body: bytes | None) -> bytes:
+        """The held-back login response: swap its tokens, rotate, then let it leave."""
+        pending, self.pending = self.pending, None
+        assert pending is not None
+        document: Any = None
+        app_tokens: list[str] | None = None
+        if body is None:
+            self.emit("token_body_skipped", reason="larger than max_token_body")
+        else:
+            try:
+                document = load_json(body)
+                app_tokens = extract(document, self.g.token_paths)
+            except ValueError:
+                self.emit("token_body_skipped", reason="not JSON")
+        try:
+            out = self.commit(pending.out, pending.updates, pending.signals, pending.subject, app_tokens)
+        except StoreError as exc:
+            self.replacement = self.store_down(exc)
+        if self.replacement is not None:
+            rstatus, rheaders, rbody = self.replacement
+            self.server_start_response(rstatus, rheaders, pending.exc_info)
+            return rbody
+        data = b"".join(pending.chunks) if body is None else body
+        if app_tokens is not None and any(self.minted):
+            replace_tokens(document, self.g.token_paths, self.minted)
+            data = dump_json(document)
+            out = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out]
+        self.server_start_response(pending.status, out, pending.exc_info)
+        return data
 
     def retire(self, reason: str, now: float) -> None:
         vid, old = self.vid, self.record
@@ -565,8 +728,9 @@ class _Exchange:
 
     def abandon(self) -> None:
         """The app failed before answering: undo our freeze so the session is not lost."""
-        if self.processed or not self.freeze_token:
+        if not self.freeze_token or (self.processed and self.pending is None):
             return
+        self.pending = None
         self.processed = True
         try:
             self.unfreeze(time.time(), [])
@@ -585,6 +749,10 @@ class _Exchange:
         body = b"This session has ended. Please sign in again.\n"
         headers = [*_plain(body), ("Set-Cookie", self.g.writer.clear)]
         return "401 Unauthorized", _no_cache_set_cookie(headers), body
+
+    def token_refused_response(self) -> tuple[str, Headers, bytes]:
+        body = b"This token is no longer valid. Please sign in again.\n"
+        return "401 Unauthorized", [*_plain(body), ("WWW-Authenticate", 'Bearer error="invalid_token"')], body
 
     def conflict_response(self) -> tuple[str, Headers, bytes]:
         body = b"Your session changed while this request was running. Please retry.\n"
@@ -619,13 +787,41 @@ class _Body:
 
     def __iter__(self) -> Iterator[bytes]:
         ex = self.exchange
+        it = iter(self.app_iter)
         if ex.replacement is None:
-            for chunk in self.app_iter:
+            for chunk in it:
                 if ex.replacement is not None:
                     break
+                if ex.pending is not None:
+                    yield from self.held_back(chunk, it)
+                    return
                 yield chunk
+            else:
+                if ex.pending is not None:
+                    yield from self.held_back(b"", it)
+                    return
         if ex.replacement is not None and ex.method != "HEAD":
             yield ex.replacement[2]
+
+    def held_back(self, first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+        """Read a login body whole (up to max_token_body), then send it rewritten."""
+        ex = self.exchange
+        assert ex.pending is not None
+        chunks = ex.pending.chunks
+        chunks.append(first)
+        size, cap = sum(len(c) for c in chunks), ex.g.settings.max_token_body
+        if size <= cap:
+            for chunk in rest:
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > cap:
+                    break
+        whole = b"".join(chunks) if size <= cap else None
+        data = ex.finish(whole)
+        if ex.method != "HEAD":
+            yield data
+        if whole is None and ex.replacement is None:
+            yield from rest
 
     def close(self) -> None:
         try:
@@ -634,6 +830,19 @@ class _Body:
                 close()
         finally:
             self.exchange.abandon()
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A login response held back until its body (and so its tokens) is known."""
+
+    status: str
+    out: Headers
+    updates: list[SetCookie]
+    signals: list[str]
+    subject: str | None
+    exc_info: OptExcInfo | None
+    chunks: list[bytes] = field(default_factory=list)
 
 
 def _discard(data: bytes) -> None:

@@ -4,9 +4,10 @@ A stored value is ``<guard>|<json>``. The guard is the part atomic operations
 compare, so a store can check state without decoding JSON (Redis does it in a
 few lines of Lua): a version digit, a state letter — ``L`` live, ``R``
 rotating (frozen by a login in flight), ``T`` tombstone, ``N`` renewed (its
-successor is live; this one answers for a short grace) — and the token of the
-last freeze. Because the token survives an unfreeze, a request that read the
-record before a freeze cannot write after it, even once the freeze is undone.
+successor is live; this one answers for a short grace), ``A`` a bearer
+token's alias pointing at its session — and the token of the last freeze.
+Because the token survives an unfreeze, a request that read the record before
+a freeze cannot write after it, even once the freeze is undone.
 
 Anything that does not decode exactly is "no session", never an exception.
 """
@@ -20,7 +21,7 @@ from typing import Any
 from .cookies import Jar, JarCookie
 
 VERSION = "1"
-LIVE, ROTATING, RETIRED, RENEWED = "L", "R", "T", "N"
+LIVE, ROTATING, RETIRED, RENEWED, ALIAS = "L", "R", "T", "N", "A"
 MAX_VALUE = 64 * 1024  # a record larger than this was not written by fixguard
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
@@ -45,6 +46,9 @@ class Record:
     retired: float | None = None
     reason: str | None = None
     issued: float | None = None  # when this ID was minted (renewal age); None: at ``created``
+    bearer: tuple[str, ...] = ()  # the app's own tokens, by token_fields slot ("" where none)
+    parent: str = ""  # alias only: the store key of the session this token belongs to
+    slot: int = 0  # alias only: which of the session's app tokens it stands for
 
     @property
     def age_start(self) -> float:
@@ -84,6 +88,9 @@ def encode(record: Record) -> str:
         body["r"] = round(record.retired or record.touched, 3)
         if record.reason:
             body["w"] = record.reason
+    elif record.state == ALIAS:
+        body["p"] = record.parent
+        body["n"] = record.slot
     else:
         body["t"] = round(record.touched, 3)
         if record.authenticated is not None:
@@ -92,6 +99,8 @@ def encode(record: Record) -> str:
             body["s"] = record.subject
         if record.issued is not None and record.issued != record.created:
             body["i"] = round(record.issued, 3)
+        if record.bearer:
+            body["b"] = list(record.bearer)
         if record.jar:
             body["j"] = {
                 name: c.value if c.path == "/" and c.expires is None else [c.value, c.path, c.expires]
@@ -108,7 +117,7 @@ def decode(value: str | bytes) -> Record:
         if len(value) > MAX_VALUE:
             raise CorruptRecord("record too large")
         guard, bar, payload = value.partition("|")
-        if not bar or len(guard) < 2 or guard[0] != VERSION or guard[1] not in "LRTN":
+        if not bar or len(guard) < 2 or guard[0] != VERSION or guard[1] not in "LRTNA":
             raise CorruptRecord("unknown record version or state")
         state, token = guard[1], guard[2:]
         if not token.isalnum() and token:
@@ -123,6 +132,11 @@ def decode(value: str | bytes) -> Record:
             if reason is not None and not isinstance(reason, str):
                 raise CorruptRecord("bad tombstone reason")
             return Record(RETIRED, created, retired, token, retired=retired, reason=reason)
+        if state == ALIAS:
+            parent, slot = body.get("p"), body.get("n")
+            if not isinstance(parent, str) or isinstance(slot, bool) or not isinstance(slot, int):
+                raise CorruptRecord("bad alias")
+            return Record(ALIAS, created, created, token, parent=parent, slot=slot)
         touched = _time(body, "t")
         authenticated = _time(body, "a") if "a" in body else None
         subject = body.get("s")
@@ -130,7 +144,12 @@ def decode(value: str | bytes) -> Record:
             raise CorruptRecord("bad subject")
         issued = _time(body, "i") if "i" in body else None
         jar = _jar(body.get("j", {}))
-        return Record(state, created, touched, token, authenticated, subject, jar, issued=issued)
+        bearer = body.get("b", [])
+        if not isinstance(bearer, list) or not all(isinstance(b, str) for b in bearer):
+            raise CorruptRecord("bad bearer tokens")
+        return Record(
+            state, created, touched, token, authenticated, subject, jar, issued=issued, bearer=tuple(bearer)
+        )
     except CorruptRecord:
         raise
     except (ValueError, TypeError, UnicodeDecodeError) as exc:

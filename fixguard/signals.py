@@ -36,7 +36,7 @@ class RuleError(ValueError):
 class Rule:
     """``METHOD /path [STATUS]``: a request and, optionally, the status that makes it count."""
 
-    signal: Signal
+    signal: str  # login, logout, elevate (or another rule set's label)
     method: str  # "*" for any
     path: str
     status: str | None  # "302", "3xx" or None for "below 400"
@@ -51,7 +51,7 @@ class Rule:
         return status == int(self.status)
 
 
-def parse_rule(signal: Signal, text: str) -> Rule:
+def parse_rule(signal: str, text: str) -> Rule:
     """Parse one rule, with an error that says what a rule looks like."""
     parts = text.split()
     hint = f'write it as "METHOD /path" or "METHOD /path STATUS", e.g. "POST /login 302"; got {text!r}'
