@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,9 @@ from .tokens import TOKEN_PREFIX, dump_json, extract, is_json, load_json, parse_
 from .tokens import replace as replace_tokens
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from os import PathLike
+
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -188,6 +191,31 @@ class FixGuard:
         self.token_paths = parse_paths(s.token_fields)
         self.passthrough = RuleSet(s.token_passthrough)
 
+    @classmethod
+    def from_env(
+        cls, app: WSGIApplication, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> FixGuard:
+        """A FixGuard configured by ``FIXGUARD_*`` variables (``os.environ`` by default).
+
+        If ``FIXGUARD_CONFIG`` names a TOML file, it is read first and the
+        variables override it; ``FIXGUARD_REDIS_URL`` selects a RedisStore.
+        Keyword ``overrides`` (``on_event=``, ``store=``…) win over both. See
+        :func:`fixguard.config.read_deployment`.
+        """
+        from .config import build_guard, read_deployment
+
+        return build_guard(cls, app, read_deployment(environ), overrides)
+
+    @classmethod
+    def from_file(cls, app: WSGIApplication, path: str | PathLike[str], **overrides: Any) -> FixGuard:
+        """A FixGuard configured by the ``[fixguard]`` table of a TOML file; ``overrides`` win.
+
+        Only the file is read, not the environment. See :func:`fixguard.config.read_file`.
+        """
+        from .config import build_guard, read_file
+
+        return build_guard(cls, app, read_file(path), overrides)
+
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return _Exchange(self, environ, start_response).run()
 
@@ -211,7 +239,30 @@ class FixGuard:
 
 
 class _Exchange:
-    """One request/response pair: all per-request state, nothing shared."""
+    """One request/response pair: all per-request state, nothing shared.
+
+    Defaults live on the class, so a request that needs none of them (most
+    requests) pays only for what it sets.
+    """
+
+    vid: VerifiedID | None = None
+    record: Record | None = None  # the live session the app runs with (if any)
+    read_guard = ""
+    read_at = 0.0
+    freeze_token = ""  # set when this request froze the record
+    frozen_elsewhere = False  # another login froze it: run anonymous and inert
+    retired_seen: Record | None = None
+    clear_cookie = False
+    reissue = ""  # signed successor ID to send (the client presented a renewed ID)
+    via_token = False  # the session was named by a bearer token, not the cookie
+    token_slot = -1  # which of the session's app tokens that bearer token stands for
+    foreign_token = ""  # a bearer token fixguard did not mint
+    minted: Sequence[str] = ()  # fixguard tokens for the login response's body
+    pending: _Pending | None = None  # a login response held back to swap its tokens
+    processed = False
+    rotating_rule = False
+    outcome_fingerprint: str | None = None
+    replacement: tuple[str, Headers, bytes] | None = None
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
         self.g = guard
@@ -220,25 +271,9 @@ class _Exchange:
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         self.path: str = environ.get("PATH_INFO", "") or "/"
         self.rules: list[Rule] = guard.rules.match(self.method, self.path)
-        self.rotating_rule = any(r.signal in ROTATING_SIGNALS for r in self.rules)
-        self.vid: VerifiedID | None = None
-        self.record: Record | None = None  # the live session the app runs with (if any)
-        self.read_guard = ""
-        self.read_at = 0.0
-        self.freeze_token = ""  # set when this request froze the record
-        self.frozen_elsewhere = False  # another login froze it: run anonymous and inert
-        self.retired_seen: Record | None = None
-        self.clear_cookie = False
-        self.reissue = ""  # signed successor ID to send (the client presented a renewed ID)
-        self.via_token = False  # the session was named by a bearer token, not the cookie
-        self.token_slot = -1  # which of the session's app tokens that bearer token stands for
-        self.foreign_token = ""  # a bearer token fixguard did not mint
-        self.minted: list[str] = []  # fixguard tokens for the login response's body
-        self.pending: _Pending | None = None  # a login response held back to swap its tokens
-        self.processed = False
+        if self.rules:
+            self.rotating_rule = any(r.signal in ROTATING_SIGNALS for r in self.rules)
         self.outcome: Headers = []
-        self.outcome_fingerprint: str | None = None
-        self.replacement: tuple[str, Headers, bytes] | None = None
 
     # -- request phase ---------------------------------------------------------------
 
@@ -528,7 +563,7 @@ class _Exchange:
                 self.renew(now, updates)
             else:
                 self.update(now, updates)
-        else:
+        elif updates:
             jar = _apply({}, updates, now)
             if jar:
                 self.create(now, jar, authenticated=None, subject=None, created=now)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from .cookies import Jar, JarCookie
@@ -109,8 +110,14 @@ def encode(record: Record) -> str:
     return f"{record.guard}|{_dumps(body)}"
 
 
+@lru_cache(maxsize=4096)
 def decode(value: str | bytes) -> Record:
-    """Parse a stored value, strictly; CorruptRecord on anything unexpected."""
+    """Parse a stored value, strictly; CorruptRecord on anything unexpected.
+
+    Memoised: a session read on every request is stored as the same string
+    until it changes, and a Record is immutable — its jar is shared between
+    callers, who never mutate it (they build a new one).
+    """
     try:
         if isinstance(value, bytes):
             value = value.decode("utf-8")

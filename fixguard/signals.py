@@ -79,7 +79,7 @@ class RuleSet:
                 self._exact.setdefault((rule.method, rule.path), []).append(rule)
             else:
                 self._globs.append((re.compile(_glob_to_regex(rule.path)), rule))
-        self.rotating_paths = any(r.signal in ROTATING for r in self.all())
+        self._paths = frozenset(path for _, path in self._exact)
 
     def all(self) -> list[Rule]:
         """Every rule, in no particular order."""
@@ -87,7 +87,7 @@ class RuleSet:
 
     def match(self, method: str, path: str) -> list[Rule]:
         """Rules whose method and path match this request (status not yet known)."""
-        if not self._exact and not self._globs:
+        if path not in self._paths and not self._globs:
             return []
         found = self._exact.get((method, path), []) + self._exact.get(("*", path), [])
         for pattern, rule in self._globs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +72,7 @@ def extract(document: Any, paths: tuple[tuple[str, ...], ...]) -> list[str]:
     return found
 
 
-def replace(document: Any, paths: tuple[tuple[str, ...], ...], values: list[str]) -> None:
+def replace(document: Any, paths: tuple[tuple[str, ...], ...], values: Sequence[str]) -> None:
     """Put ``values[i]`` at ``paths[i]`` where a token was found (in place)."""
     for path, value in zip(paths, values, strict=True):
         if not value:
