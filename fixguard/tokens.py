@@ -18,7 +18,8 @@ from typing import Any
 
 TOKEN_PREFIX = "fgt_"  # noqa: S105 - a marker, not a secret
 MAX_AUTHORIZATION = 8192
-_TOKEN68 = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+_BEARER = re.compile(r"[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*)")
+_WORDS = re.compile(r"[\s,;]+")  # every separator any app's parser might split on
 _JSON_TYPE = re.compile(r"^\s*application/(?:[\w.+-]*\+)?json\s*(?:;|$)", re.IGNORECASE)
 
 
@@ -39,16 +40,19 @@ NOT_BEARER = Bearer(None)
 
 
 def parse_authorization(header: str) -> Bearer:
-    """Classify an Authorization header. Other schemes (Basic, …) are not ours to touch."""
+    """Classify an Authorization header. Other schemes (Basic, …) are not ours to touch.
+
+    Strict where it matters: if the word ``bearer`` appears anywhere as a
+    scheme-like word (after any whitespace, comma or case games an app's parser
+    might accept: ``Bearer<TAB>x``, ``Basic y, Bearer x``), the header must be
+    exactly ``Bearer <token68>`` or it is garbled and dropped whole.
+    """
     if len(header) > MAX_AUTHORIZATION:
         return Bearer(None, garbled=True)
-    scheme, _, rest = header.strip(" \t").partition(" ")
-    if scheme.lower() != "bearer":
+    if "bearer" not in _WORDS.split(header.lower()):
         return NOT_BEARER
-    token = rest.strip(" \t")
-    if not _TOKEN68.fullmatch(token):
-        return Bearer(None, garbled=True)
-    return Bearer(token)
+    m = _BEARER.fullmatch(header.strip(" "))
+    return Bearer(m.group(1)) if m else Bearer(None, garbled=True)
 
 
 def is_json(content_type: str | None) -> bool:
