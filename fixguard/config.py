@@ -4,17 +4,29 @@ Everything a deployment can get wrong is checked here, once, at start-up, and
 refused with a message that names the setting and what is allowed: a weak
 key, a ``__Host-`` cookie without ``Secure``, timeouts that contradict each
 other, rules that do not parse. A misconfigured guard must not start.
+
+The same settings can come from ``FIXGUARD_*`` environment variables and from
+a TOML file (:func:`read_env`, :func:`read_file`, :func:`read_deployment`):
+one table, :data:`OPTIONS`, gives every setting its one name and its type, so
+the Python keyword, the TOML key and the variable cannot drift apart.
 """
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import math
+import os
 import re
-from collections.abc import Callable, Iterable
+import tomllib
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .signals import Rule, RuleError, parse_rule
+
+if TYPE_CHECKING:
+    from .stores.base import Store
 
 MIN_KEY_BYTES = 32
 
@@ -258,3 +270,373 @@ class Settings:
             max_token_body=max_token_body,
             on_event=on_event,
         )
+
+
+# -- configuration without code: FIXGUARD_* variables and TOML files -------------------------
+
+ENV_PREFIX = "FIXGUARD_"
+#: Names a TOML file that :func:`read_deployment` reads before the variables.
+CONFIG_ENV = "FIXGUARD_CONFIG"
+#: The table of a TOML file that holds fixguard's settings; the rest of the file is not ours.
+TOML_TABLE = "fixguard"
+#: ``FIXGUARD_*`` variables that are not settings (every other one must be).
+RESERVED_ENV = frozenset({CONFIG_ENV})
+DEFAULT_REDIS_PREFIX = "fixguard:"
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+class _Bad(ValueError):
+    """A value of the wrong form; the caller names the setting and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A setting's value type: what is allowed, and how to read it from a variable and from TOML."""
+
+    allowed: str
+    from_text: Callable[[str], Any]
+    from_toml: Callable[[Any], Any]
+
+
+def _text(text: Any) -> str:
+    if not isinstance(text, str) or not text:
+        raise _Bad
+    return text
+
+
+def _key_text(text: Any) -> str:
+    if not isinstance(text, str):
+        raise _Bad
+    return text  # check_key then says what is wrong with it: length, placeholder
+
+
+def _bool_text(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise _Bad
+
+
+def _bool_toml(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise _Bad
+    return value
+
+
+def _finite(number: float) -> float:
+    if not math.isfinite(number):
+        raise _Bad
+    return number
+
+
+def _number_text(text: str) -> float:
+    try:
+        return _finite(float(text))
+    except ValueError:
+        raise _Bad from None
+
+
+def _number_toml(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Bad
+    return _finite(value)
+
+
+def _optional_text(text: str) -> float | None:
+    return None if text.strip().lower() == "none" else _number_text(text)
+
+
+def _optional_toml(value: Any) -> float | None:
+    if isinstance(value, str) and value.strip().lower() == "none":
+        return None
+    return _number_toml(value)
+
+
+def _integer_text(text: str) -> int:
+    if not _INTEGER.fullmatch(text.strip()):
+        raise _Bad
+    return int(text)
+
+
+def _integer_toml(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Bad
+    return value
+
+
+def _list_text(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _list_toml(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise _Bad
+    return tuple(value)
+
+
+_LISTED = "comma-separated in the environment, an array of strings in TOML"
+TEXT = Kind("a non-empty string", _text, _text)
+BOOL = Kind("true or false (in the environment also 1/0, yes/no, on/off)", _bool_text, _bool_toml)
+SECONDS = Kind("a number of seconds, e.g. 1800 or 0.5", _number_text, _number_toml)
+OPTIONAL_SECONDS = Kind('a number of seconds, or "none"', _optional_text, _optional_toml)
+INTEGER = Kind("a whole number, e.g. 16384", _integer_text, _integer_toml)
+LIST = Kind(f"a list of strings ({_LISTED})", _list_text, _list_toml)
+KEY = Kind("at least 32 random bytes, as text", _key_text, _key_text)
+KEYS = Kind(f"a list of keys of at least 32 random bytes each ({_LISTED})", _list_text, _list_toml)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting. ``name`` is the Python keyword and the TOML key; the variable is :attr:`env`."""
+
+    name: str
+    kind: Kind
+    secret: bool = False  # its value never appears in a message
+    store: bool = False  # configures the store rather than FixGuard itself
+
+    @property
+    def env(self) -> str:
+        """``FIXGUARD_`` + the name in upper case."""
+        return ENV_PREFIX + self.name.upper()
+
+
+#: Every setting that has an environment and TOML form, in the README's order. A setting
+#: FixGuard does not accept (an older version) is refused when given, never dropped.
+OPTIONS: tuple[Option, ...] = (
+    Option("secret_key", KEY, secret=True),
+    Option("fallback_keys", KEYS, secret=True),
+    Option("app_cookies", LIST),
+    Option("login", LIST),
+    Option("logout", LIST),
+    Option("elevate", LIST),
+    Option("cookie_name", TEXT),
+    Option("secure", BOOL),
+    Option("samesite", TEXT),
+    Option("idle_timeout", SECONDS),
+    Option("absolute_timeout", SECONDS),
+    Option("on_fixation", TEXT),
+    Option("settle_time", SECONDS),
+    Option("harden_cookies", BOOL),
+    Option("script_cookies", LIST),
+    Option("max_cookie_header", INTEGER),
+    Option("max_cookies", INTEGER),
+    Option("renew_after", OPTIONAL_SECONDS),
+    Option("renew_grace", SECONDS),
+    Option("token_fields", LIST),
+    Option("token_passthrough", LIST),
+    Option("max_token_body", INTEGER),
+    Option("redis_url", TEXT, secret=True, store=True),  # may carry a password
+    Option("redis_prefix", TEXT, store=True),
+)
+_BY_NAME = {option.name: option for option in OPTIONS}
+_BY_ENV = {option.env: option for option in OPTIONS}
+
+#: Keywords that only Python can give, and what to do instead.
+PYTHON_ONLY = {
+    "on_event": "on_event is a Python callable and has no environment or TOML form: pass it as a "
+    "keyword, e.g. FixGuard.from_env(app, on_event=handler)",
+    "store": "store has no environment or TOML form: set redis_url (FIXGUARD_REDIS_URL) for a "
+    "RedisStore, leave it unset for a MemoryStore, or pass store= in Python",
+}
+
+
+def _read(option: Option, where: str, raw: Any, *, from_env: bool) -> Any:
+    """One value, parsed and checked on its own; ConfigError names ``where`` and what is allowed."""
+    try:
+        value = option.kind.from_text(raw) if from_env else option.kind.from_toml(raw)
+    except _Bad:
+        if option.secret:
+            got = "" if from_env else f", got a TOML {type(raw).__name__}"
+        else:
+            got = f", got {raw!r}"
+        raise ConfigError(f"{where} must be {option.kind.allowed}{got}") from None
+    if option.kind is KEY:
+        check_key(where, value)
+    elif option.kind is KEYS:
+        for number, key in enumerate(value, 1):
+            check_key(f"{where} (key {number})", key)
+    return value
+
+
+def _not_a_setting(given: str, where: str, *, as_env: bool) -> ConfigError:
+    """The error for an unknown variable or key: a typo must not make a setting vanish."""
+    guess = given.lower().removeprefix(ENV_PREFIX.lower()).replace("-", "_")
+    if guess in PYTHON_ONLY:
+        return ConfigError(f"{given} ({where}): {PYTHON_ONLY[guess]}")
+    match = _closest(guess)
+    spell: Callable[[Option], str] = (lambda o: o.env) if as_env else (lambda o: o.name)
+    hint = f" Did you mean {spell(_BY_NAME[match])}?" if match else ""
+    known = ", ".join(spell(option) for option in OPTIONS)
+    if as_env:
+        known += f" (and {CONFIG_ENV}, a TOML file)"
+    return ConfigError(f"{given} ({where}) is not a fixguard setting.{hint} The settings are: {known}")
+
+
+def _closest(guess: str) -> str | None:
+    """The setting a misspelt name most likely meant: same name, a prefix of it, or a near spelling."""
+    names = [option.name for option in OPTIONS]
+    if guess in _BY_NAME:
+        return guess
+    if len(guess) >= 4:
+        for name in names:
+            if name.startswith(guess) or guess.startswith(name):
+                return name
+    return next(iter(difflib.get_close_matches(guess, names, 1, 0.7)), None)
+
+
+def read_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Settings from ``FIXGUARD_*`` variables (``os.environ`` by default), by setting name.
+
+    Only the variables that are set appear. Every ``FIXGUARD_*`` variable must be
+    a setting (or ``FIXGUARD_CONFIG``): a misspelt one is refused, since it would
+    otherwise leave a security setting at its default without a word.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var in sorted(env):
+        if not var.upper().startswith(ENV_PREFIX) or var in RESERVED_ENV:
+            continue
+        option = _BY_ENV.get(var)
+        if option is None:
+            raise _not_a_setting(var, "environment variable", as_env=True)
+        values[option.name] = _read(option, var, env[var], from_env=True)
+    return values
+
+
+def read_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Settings from the ``[fixguard]`` table of a TOML file, by setting name.
+
+    Keys are the Python names (``secret_key``, ``login = ["POST /login"]``,
+    ``secure = false``, ``redis_url``). The rest of the file is left alone, so
+    the table can live in a larger configuration file; a setting outside the
+    table, or an unknown key inside it, is refused.
+    """
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as file:
+            data = tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {name} does not exist: check the path") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {name}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{name} is not valid TOML: {exc}") from None
+    stray = sorted(key for key in data if key != TOML_TABLE and (key in _BY_NAME or key in PYTHON_ONLY))
+    if stray:
+        raise ConfigError(
+            f"{name}: {', '.join(stray)} must be under the [{TOML_TABLE}] table, not at the top "
+            f"of the file: add a line [{TOML_TABLE}] above the settings"
+        )
+    table = data.get(TOML_TABLE)
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f"{name} has no [{TOML_TABLE}] table: fixguard reads its settings from under a "
+            f"[{TOML_TABLE}] line, e.g.\n[{TOML_TABLE}]\nsecure = true\nlogin = [\"POST /login\"]"
+        )
+    values: dict[str, Any] = {}
+    for key, raw in table.items():
+        option = _BY_NAME.get(key)
+        if option is None:
+            raise _not_a_setting(key, f"in the [{TOML_TABLE}] table of {name}", as_env=False)
+        values[key] = _read(option, f"{key} in {name}", raw, from_env=False)
+    return values
+
+
+def read_deployment(
+    environ: Mapping[str, str] | None = None, path: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """A deployment's settings: a TOML file, then ``FIXGUARD_*`` variables on top of it.
+
+    The file is ``path`` if given, else the one ``FIXGUARD_CONFIG`` names, else
+    none. Variables win over the file, so a secret can stay out of the file
+    (``FIXGUARD_SECRET_KEY``) while the rest lives in it. This is what
+    :meth:`FixGuard.from_env`, the gunicorn hooks and ``fixguard sessions`` read.
+    """
+    env = os.environ if environ is None else environ
+    if path is None and CONFIG_ENV in env:
+        path = env[CONFIG_ENV]
+        if not path.strip():
+            raise ConfigError(f"{CONFIG_ENV} is empty: unset it, or set it to the path of a TOML file")
+    values = read_file(path) if path is not None else {}
+    values.update(read_env(env))
+    return values
+
+
+def make_store(values: Mapping[str, Any]) -> Store | None:
+    """A :class:`RedisStore` for ``redis_url`` (with ``redis_prefix``), or None: FixGuard's MemoryStore."""
+    url = values.get("redis_url")
+    if url is None:
+        if "redis_prefix" in values:
+            raise ConfigError(
+                "redis_prefix (FIXGUARD_REDIS_PREFIX) is set but redis_url (FIXGUARD_REDIS_URL) is not: "
+                "set redis_url for a RedisStore, or remove redis_prefix"
+            )
+        return None
+    try:
+        from .stores.redis import RedisStore
+    except ImportError:
+        raise ConfigError("redis_url needs redis-py: pip install 'fixguard[redis]'") from None
+    try:
+        return RedisStore.from_url(url, prefix=values.get("redis_prefix", DEFAULT_REDIS_PREFIX))
+    except ValueError as exc:  # redis-py's URL parser; its message never needs the URL itself
+        reason = str(exc).replace(url, "<redis_url>")
+        raise ConfigError(
+            f"redis_url (FIXGUARD_REDIS_URL) is not a URL redis-py accepts ({reason}): use "
+            "redis://[:password@]host:port/db, rediss://… for TLS, or unix:///path/to/socket?db=0"
+        ) from None
+
+
+def guard_options(
+    values: Mapping[str, Any], accepts: Collection[str], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Keyword arguments for FixGuard: ``values``, a store from ``redis_url``, ``overrides`` on top.
+
+    ``accepts`` is the set of keywords the FixGuard at hand takes; a configured
+    setting it does not know is refused rather than dropped.
+    """
+    unknown = [n for n in values if n not in accepts and not (n in _BY_NAME and _BY_NAME[n].store)]
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)}: this version of fixguard has no such setting: remove it, "
+            "or upgrade fixguard"
+        )
+    if "redis_url" in values and "store" in overrides:
+        raise ConfigError("store= was passed and redis_url (FIXGUARD_REDIS_URL) is configured too: keep one")
+    kwargs = {n: v for n, v in values.items() if not (n in _BY_NAME and _BY_NAME[n].store)}
+    kwargs.update(overrides)
+    if "secret_key" in accepts and kwargs.get("secret_key") is None:
+        raise ConfigError(
+            "secret_key is required: set FIXGUARD_SECRET_KEY (or secret_key in the [fixguard] table of "
+            "the TOML file) to at least 32 random bytes, e.g. "
+            'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+        )
+    if "store" not in kwargs:
+        store = make_store(values)
+        if store is not None:
+            kwargs["store"] = store
+    return kwargs
+
+
+_G = TypeVar("_G")
+
+
+def build_guard(
+    factory: Callable[..., _G], app: Any, values: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> _G:
+    """``factory(app, **options)``: a FixGuard from parsed settings (see :func:`guard_options`).
+
+    The keywords ``factory`` accepts are read from its signature, so a setting
+    is passed through exactly when this version of FixGuard has it.
+    """
+    accepts = set(inspect.signature(factory).parameters) - {"app"}
+    kwargs = guard_options(values, accepts, overrides)
+    try:
+        return factory(app, **kwargs)
+    except BaseException:
+        store = kwargs.get("store")
+        if "store" not in overrides and store is not None and hasattr(store, "close"):
+            store.close()  # a RedisStore made here must not leak its connection pool
+        raise
