@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(commands)
+    _add_check(commands)
     _add_sessions(commands)
     args = parser.parse_args(argv)
     run: Run | None = getattr(args, "run", None)
@@ -35,6 +36,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         (getattr(args, "help_of", None) or parser).print_help()
         return 2
     return run(args)
+
+
+# -- fixguard check -----------------------------------------------------------------------
+
+
+def _add_check(commands: Any) -> None:
+    from . import check
+
+    parser = commands.add_parser(
+        "check", help="audit a running app for session fixation (OWASP WSTG-SESS-03)"
+    )
+    check.add_arguments(parser)
+    parser.set_defaults(run=check.run)
 
 
 # -- fixguard demo -----------------------------------------------------------------------
