@@ -1,0 +1,88 @@
+"""Smoke test of the benchmark harness: ``benchmarks/overhead.py --quick --json`` runs and reports.
+
+It checks the shape of the report, not the numbers: whether fixguard meets
+its targets is what the benchmark itself says (exit status 0 or 1), and a
+quick run on a busy machine proves nothing either way. What must hold
+whatever fixguard's speed: the run completes, every case and target is
+there, and the harness's own round-trip count is right (a bare ``GET`` is one
+round trip, and ``INFO commandstats`` agrees with ``MONITOR``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
+PEERS = ("flask_session", "beaker")
+FIXGUARD_CASES = [f"fg_{s}_{c}" for s in ("memory", "redis") for c in ("none", "read", "write", "login")]
+CASES = [
+    "bare", "flask", "fs", "bk_redis", "bk_memory", "get", "hmac", "unsign", "ctl_get_mem",
+    "fg_memory_others", *FIXGUARD_CASES, "jar_1", "jar_4", "jar_16", "hdr_1", "hdr_20", "hdr_60",
+]  # fmt: skip
+Report = dict[str, Any]
+REDIS_CASES = ["fg_redis_none", "fg_redis_read", "fg_redis_write", "fg_redis_login", "fs", "bk_redis", "get"]
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    missing = [m for m in PEERS if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"benchmark peers not installed ({', '.join(missing)}): pip install -e '.[bench]'")
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not on PATH: the benchmark starts its own (apt-get install it)")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode in (0, 1), f"exit {proc.returncode}\n{proc.stderr[-3000:]}"
+    data: Report = json.loads(proc.stdout)
+    assert proc.returncode == (0 if data["all_pass"] else 1)
+    return data
+
+
+def test_every_case_is_timed(report: Report) -> None:
+    rows = report["rows"]
+    assert sorted(rows) == sorted(CASES)
+    for key, row in rows.items():
+        assert row["us_per_request"] > 0, key
+        assert len(row["samples_us"]) == report["config"]["repeats"], key
+        if key not in ("bare", "flask"):
+            assert isinstance(row["overhead_us"], float), key
+            assert set(row["ratios"]) == {"get", "hmac", "flask_session", "beaker_redis", "beaker_memory"}
+    assert rows["fs"]["baseline"] == "flask" and rows["fg_redis_read"]["baseline"] == "bare"
+    assert report["hmac_verify_us"] > 0 and report["redis_get_us"] > 0
+
+
+def test_round_trips_are_counted_by_the_server(report: Report) -> None:
+    rows = report["rows"]
+    for key in REDIS_CASES:
+        assert rows[key]["agree"] is True, (key, rows[key])
+        assert rows[key]["round_trips"] == rows[key]["round_trips_monitor"], key
+    assert rows["get"]["round_trips"] == 1 and rows["get"]["commands"] == {"GET": 1}
+    assert rows["fs"]["commands"] == {"GET": 1, "SET": 1}  # Flask-Session 0.8 writes on every read
+    for key in FIXGUARD_CASES:
+        assert rows[key]["round_trips"] >= 0, key
+    assert rows["fg_memory_read"]["store_calls"] is True
+
+
+def test_targets_memory_and_settle_are_reported(report: Report) -> None:
+    ids = [t["id"] for t in report["targets"]]
+    assert sorted(set(ids)) == [f"T{i}" for i in range(1, 10)]
+    for t in report["targets"]:
+        assert isinstance(t["pass"], bool) and t["row"] and t["target"], t
+    assert report["all_pass"] == all(t["pass"] for t in report["targets"])
+    memory = report["memory"]
+    assert memory["app_cookie_bytes"] == 120
+    assert memory["redis_memory_usage_bytes"] > memory["redis_value_bytes"] > 120
+    assert memory["memorystore_bytes"] > 0
+    settle = report["settle"]
+    assert settle["settle_wait_ms"] > 0.5 * settle["settle_time_s"] * 1000
