@@ -50,6 +50,7 @@ class RequestCookieFilter:
 
     def __init__(self, own_name: str, app_cookies: Iterable[str], max_header: int, max_cookies: int):
         self.own_name = own_name
+        self.own_prefix = own_name + "="
         self.blocked = frozenset(n.lower() for n in app_cookies) | {own_name.lower()}
         self.traps = tuple(f"{n.lower()}=" for n in app_cookies)
         self.max_header = max_header
@@ -57,6 +58,9 @@ class RequestCookieFilter:
 
     def split(self, header: str) -> InboundCookies:
         """The client's own fixguard cookie values and the safe pairs, in order."""
+        if ";" not in header and header.startswith(self.own_prefix):
+            # the usual request from a client fixguard serves: its cookie alone
+            return InboundCookies([header[len(self.own_prefix) :].strip(' \t"')], [])
         result = InboundCookies([], [])
         if len(header) > self.max_header:
             result.oversized = True

@@ -77,6 +77,7 @@ Headers = list[tuple[str, str]]
 ENVIRON_SESSION = "fixguard.session"
 SLIDE_FRACTION = 0.1  # slide the idle TTL at most once per this fraction of idle_timeout
 _MAX_SUBJECT = 256
+_WATCHED = frozenset(("set-cookie", "fixguard-event", "fixguard-subject"))
 _MAX_RENEWAL_HOPS = 3  # an ID renewed twice within one grace window still finds its session
 
 
@@ -483,6 +484,11 @@ class _Exchange:
     def scan(self, headers: Headers) -> tuple[Headers, list[SetCookie], list[str], str | None]:
         """Split the app's headers into what may leave, jar updates, signals and subject."""
         g = self.g
+        for name, _ in headers:
+            if name.lower() in _WATCHED:
+                break
+        else:
+            return headers, [], [], None  # most responses: nothing of ours, nothing to copy
         out: Headers = []
         updates: list[SetCookie] = []
         signals: list[str] = []
@@ -519,6 +525,10 @@ class _Exchange:
         except ValueError:
             code = 500
         out, updates, signals, subject = self.scan(headers)
+        if not (updates or signals or self.rules or self.vid or self.clear_cookie) and (
+            ENVIRON_SIGNALS not in environ
+        ):
+            return out  # no session, nothing set, no signal: nothing to decide
         signals.extend(environ.get(ENVIRON_SIGNALS, ()))
         subject = environ.get(ENVIRON_SUBJECT) or subject
         if subject is not None:
@@ -679,9 +689,11 @@ class _Exchange:
     def update(self, now: float, updates: list[SetCookie]) -> None:
         record, vid = self.record, self.vid
         assert record is not None and vid is not None
+        slide = now - record.touched > self.g.slide_after
+        if not updates and not slide:
+            return  # the common read-only request: nothing to compare, nothing to write
         jar = _apply(record.jar, updates, now) if updates else record.jar
         changed = not _same_jar(jar, record.jar, self.g.slide_after)
-        slide = now - record.touched > self.g.slide_after
         if not changed and not slide:
             return
         fresh = replace(record, jar=jar, touched=now if slide else record.touched)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from .cookies import Jar, JarCookie
 
@@ -190,13 +190,13 @@ def _jar(raw: Any) -> Jar:
     return jar
 
 
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
+class SessionInfo(NamedTuple):
     """What the app may know about the client's fixguard session (``environ["fixguard.session"]``).
 
     Never the ID itself: ``id_hash`` is a short keyed hash, fine for logs.
     ``state`` is ``"none"``, ``"live"`` or ``"frozen"`` (a login for this
-    session is in flight, so this request runs as anonymous).
+    session is in flight, so this request runs as anonymous). Read-only; a
+    named tuple because one is built on every request.
     """
 
     state: str = "none"
