@@ -174,11 +174,12 @@ def path_matches(request_path: str, cookie_path: str) -> bool:
 
 def jar_pairs(jar: Jar, request_path: str, now: float) -> list[str]:
     """The jar's cookies that a browser would send on this path, as ``name=value``."""
-    return [
-        f"{name}={c.value}"
-        for name, c in jar.items()
-        if c.live(now) and path_matches(request_path, c.path)
-    ]
+    out = []
+    for name, c in jar.items():
+        expires = c.expires
+        if (expires is None or expires > now) and (c.path == "/" or path_matches(request_path, c.path)):
+            out.append(name + "=" + c.value)
+    return out
 
 
 class CookieWriter:

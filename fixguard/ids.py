@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import secrets
 from base64 import urlsafe_b64encode
+from binascii import b2a_base64
 from typing import NamedTuple
 
 from itsdangerous import Signer
@@ -27,6 +28,7 @@ ID_BYTES = 32  # 256 bits
 _ID_LEN = len(secrets.token_urlsafe(ID_BYTES))  # 43
 _SIG_LEN = 43  # HMAC-SHA256, base64url without padding
 _SIGNED_LEN = _ID_LEN + 1 + _SIG_LEN
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 to base64url, in C
 _KEY_LEN = 32  # the store key: the signature's first 24 bytes (192 bits), base64url
 
 
@@ -89,7 +91,8 @@ class IDAuthority:
         sid, sig = value[:_ID_LEN], value[_ID_LEN + 1 :]
         raw = sid.encode("ascii")
         for ring in self._all:
-            expected = urlsafe_b64encode(hmac.digest(ring.sign_key, raw, "sha256"))[:_SIG_LEN]
+            mac = hmac.digest(ring.sign_key, raw, "sha256")
+            expected = b2a_base64(mac, newline=False)[:_SIG_LEN].translate(_URLSAFE)
             if hmac.compare_digest(expected, sig.encode("ascii")):
                 return VerifiedID(sid, sig[:_KEY_LEN])
         return None

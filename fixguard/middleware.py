@@ -441,14 +441,9 @@ class _Exchange:
             return SessionInfo(state="frozen", id_hash=vid.fingerprint)
         if record is None or vid is None:
             return NO_SESSION
-        return SessionInfo(
-            state="live",
-            authenticated=record.authenticated is not None,
-            created=record.created,
-            authenticated_at=record.authenticated,
-            id_hash=vid.fingerprint,
-            subject=record.subject,
-        )
+        # positional: the fields are state, authenticated, created, authenticated_at, id_hash, subject
+        auth = record.authenticated
+        return SessionInfo("live", auth is not None, record.created, auth, vid.key[:12], record.subject)
 
     def full_path(self) -> str:
         return (self.environ.get("SCRIPT_NAME", "") or "") + self.path
@@ -525,10 +520,18 @@ class _Exchange:
         except ValueError:
             code = 500
         out, updates, signals, subject = self.scan(headers)
-        if not (updates or signals or self.rules or self.vid or self.clear_cookie) and (
-            ENVIRON_SIGNALS not in environ
-        ):
-            return out  # no session, nothing set, no signal: nothing to decide
+        if not (updates or signals or self.rules) and ENVIRON_SIGNALS not in environ:
+            # Nothing set, no signal: the two common requests decide almost nothing.
+            record = self.record
+            if self.vid is None and not self.clear_cookie:
+                return out  # no session
+            if record is not None and not (self.freeze_token or self.reissue or self.clear_cookie):
+                if self.raced():  # a read-only session: only the race, the slide and renewal matter
+                    self.replacement = self.conflict_response()
+                    return out
+                now = time.time()
+                if now - record.touched <= self.g.slide_after and not self.renewal_due(record, now):
+                    return out
         signals.extend(environ.get(ENVIRON_SIGNALS, ()))
         subject = environ.get(ENVIRON_SUBJECT) or subject
         if subject is not None:
