@@ -113,6 +113,10 @@ class RedisStore(SubjectIndex):
     def __init__(self, client: Client, prefix: str = "fixguard:") -> None:
         self.client = client
         self.prefix = prefix
+        # The read every request makes goes straight to a pooled connection when
+        # the client is a plain redis.Redis: redis-py's command layer (callbacks,
+        # observability hooks) costs more than the round trip's own Python work.
+        self._pool: Any = getattr(client, "connection_pool", None) if _plain_client(client) else None
         self._freeze = client.register_script(_FREEZE)
         self._replace = client.register_script(_REPLACE)
         self._index_add_script = client.register_script(_INDEX_ADD)
@@ -143,7 +147,21 @@ class RedisStore(SubjectIndex):
     def get(self, key: str) -> str | None:
         """The value under ``key``, or None: one ``GET``."""
         k = self.prefix + key
-        return _text(self._run("GET", k, lambda: self.client.get(k), foreign=UNREADABLE))
+        call = (lambda: self._lean_get(k)) if self._pool is not None else (lambda: self.client.get(k))
+        return _text(self._run("GET", k, call, foreign=UNREADABLE))
+
+    def _lean_get(self, k: str) -> Any:
+        """``GET`` on a pooled connection with the connection's own Retry, nothing else."""
+        pool = self._pool
+        assert pool is not None
+        conn = pool.get_connection()
+        try:
+            return conn.retry.call_with_retry(lambda: _send_get(conn, k), lambda _error: conn.disconnect())
+        finally:
+            reconnect = getattr(conn, "should_reconnect", None)
+            if reconnect is not None and reconnect():
+                conn.disconnect()
+            pool.release(conn)
 
     def create(self, key: str, value: str, ttl: float) -> bool:
         """``SET NX PX``: False if the key exists (whatever it holds)."""
@@ -220,6 +238,16 @@ class RedisStore(SubjectIndex):
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
         except (RedisError, RedisClusterException) as exc:
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
+
+
+def _plain_client(client: Any) -> bool:
+    """A standalone or Sentinel ``redis.Redis`` that shares a pool (not Cluster, not single-connection)."""
+    return type(client) is redis.Redis and getattr(client, "connection", None) is None
+
+
+def _send_get(conn: Any, k: str) -> Any:
+    conn.send_command("GET", k)
+    return conn.read_response()
 
 
 def _ms(ttl: float) -> int:
