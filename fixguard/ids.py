@@ -86,15 +86,17 @@ class IDAuthority:
         with ``hmac.compare_digest`` in constant time. Cheap shape checks come
         first, so hostile input costs no HMAC at all.
         """
-        if len(value) != _SIGNED_LEN or value[_ID_LEN] != "." or not value.isascii():
+        if len(value) != _SIGNED_LEN or value[_ID_LEN] != ".":
             return None
-        sid, sig = value[:_ID_LEN], value[_ID_LEN + 1 :]
-        raw = sid.encode("ascii")
+        try:
+            raw = value.encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        sid, sig = raw[:_ID_LEN], raw[_ID_LEN + 1 :]
         for ring in self._all:
-            mac = hmac.digest(ring.sign_key, raw, "sha256")
-            expected = b2a_base64(mac, newline=False)[:_SIG_LEN].translate(_URLSAFE)
-            if hmac.compare_digest(expected, sig.encode("ascii")):
-                return VerifiedID(sid, sig[:_KEY_LEN])
+            expected = b2a_base64(hmac.digest(ring.sign_key, sid, "sha256"), newline=False)
+            if hmac.compare_digest(expected[:_SIG_LEN].translate(_URLSAFE), sig):
+                return VerifiedID(value[:_ID_LEN], value[_ID_LEN + 1 : _ID_LEN + 1 + _KEY_LEN])
         return None
 
     def successor(self, sid: str) -> tuple[VerifiedID, str]:

@@ -264,6 +264,7 @@ class _Exchange:
     rotating_rule = False
     outcome_fingerprint: str | None = None
     replacement: tuple[str, Headers, bytes] | None = None
+    now = 0.0  # wall-clock time the session was read
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
         self.g = guard
@@ -284,17 +285,18 @@ class _Exchange:
         kept: list[str] = []
         if raw:
             inbound = g.cookie_filter.split(raw)
-            kept = inbound.kept
+            kept, own = inbound.kept, inbound.own
+            if own:
+                if len(own) > 1:
+                    self.emit("bad_cookie", reason="duplicated")
+                    self.clear_cookie = True
+                else:
+                    self.vid = g.ids.verify(own[0])
+                    if self.vid is None:
+                        self.emit("bad_signature")
+                        self.clear_cookie = True
             if inbound.oversized:
                 self.emit("bad_cookie", reason="oversized")
-            if len(inbound.own) > 1:
-                self.emit("bad_cookie", reason="duplicated")
-                self.clear_cookie = True
-            elif inbound.own:
-                self.vid = g.ids.verify(inbound.own[0])
-                if self.vid is None:
-                    self.emit("bad_signature")
-                    self.clear_cookie = True
         if g.token_paths and "HTTP_AUTHORIZATION" in environ:
             self.bearer_in()
         try:
@@ -312,8 +314,9 @@ class _Exchange:
                 environ["HTTP_AUTHORIZATION"] = "Bearer " + bearer[self.token_slot]
 
         record = self.record
-        if record is not None:
-            kept = kept + jar_pairs(record.jar, self.full_path(), time.time())
+        if record is not None and record.jar:
+            pairs = jar_pairs(record.jar, self.full_path(), self.now)
+            kept = kept + pairs if kept else pairs
         if kept:
             environ["HTTP_COOKIE"] = "; ".join(kept)
         else:
@@ -420,7 +423,7 @@ class _Exchange:
             self.frozen_elsewhere = True
             self.emit("frozen_request", login=self.rotating_rule)
             return
-        now = time.time()
+        self.now = now = time.time()
         s = g.settings
         if now - record.created > s.absolute_timeout or now - record.touched > s.idle_timeout:
             self.emit("expired", reason="timeout")
@@ -529,7 +532,7 @@ class _Exchange:
                 if self.raced():  # a read-only session: only the race, the slide and renewal matter
                     self.replacement = self.conflict_response()
                     return out
-                now = time.time()
+                now = self.now  # when the record was read: close enough to decide a lazy slide
                 if now - record.touched <= self.g.slide_after and not self.renewal_due(record, now):
                     return out
         signals.extend(environ.get(ENVIRON_SIGNALS, ()))
