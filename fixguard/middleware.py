@@ -47,6 +47,7 @@ from .record import (
     decode,
     encode,
     guard_of,
+    live_info,
     tombstone,
 )
 from .signals import (
@@ -265,6 +266,7 @@ class _Exchange:
     outcome_fingerprint: str | None = None
     replacement: tuple[str, Headers, bytes] | None = None
     now = 0.0  # wall-clock time the session was read
+    value = ""  # the stored value the session was read from
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
         self.g = guard
@@ -388,6 +390,7 @@ class _Exchange:
                 self.emit("expired", reason="unknown")
                 self.clear_cookie = True
                 return
+            self.value = value
             try:
                 record = decode(value)
             except CorruptRecord as exc:
@@ -444,9 +447,7 @@ class _Exchange:
             return SessionInfo(state="frozen", id_hash=vid.fingerprint)
         if record is None or vid is None:
             return NO_SESSION
-        # positional: the fields are state, authenticated, created, authenticated_at, id_hash, subject
-        auth = record.authenticated
-        return SessionInfo("live", auth is not None, record.created, auth, vid.key[:12], record.subject)
+        return live_info(self.value, vid.key[:12])
 
     def full_path(self) -> str:
         return (self.environ.get("SCRIPT_NAME", "") or "") + self.path

@@ -208,3 +208,11 @@ class SessionInfo(NamedTuple):
 
 
 NO_SESSION = SessionInfo()
+
+
+@lru_cache(maxsize=4096)
+def live_info(value: str, id_hash: str) -> SessionInfo:
+    """The app's view of a live session read as ``value``: memoised like :func:`decode`."""
+    record = decode(value)
+    auth = record.authenticated
+    return SessionInfo("live", auth is not None, record.created, auth, id_hash, record.subject)
