@@ -56,7 +56,7 @@ From a source checkout, with Flask and PyJWT installed
 
     flask --app examples.bearer_app run                       # vulnerable
     export FIXGUARD_SECRET_KEY=...                            # 32+ random bytes
-    FIXGUARD_SECURE=0 flask --app 'examples.bearer_app:create_protected_app()' run
+    FIXGUARD_SECURE=false flask --app 'examples.bearer_app:create_protected_app()' run
     curl -s -X POST -H 'Content-Type: application/json' \\
          -d '{"username": "alice", "password": "secret"}' http://127.0.0.1:5000/login
 
@@ -67,7 +67,6 @@ Users: ``alice`` / ``secret`` and ``bob`` / ``hunter2``; the second factor is
 from __future__ import annotations
 
 import hmac
-import os
 import secrets
 import time
 from collections.abc import MutableMapping
@@ -76,6 +75,8 @@ from urllib.parse import urlencode
 
 import jwt
 from flask import Flask, Response, jsonify, request, session
+
+from examples import protect_from_env
 
 USERS = {"alice": "secret", "bob": "hunter2"}
 
@@ -258,6 +259,17 @@ def create_app(
     return app
 
 
+def settings(app: Flask) -> dict[str, Any]:
+    """This API's FixGuard settings: session cookies, login/logout/elevate routes, token fields."""
+    return {
+        "app_cookies": (COOKIE, app.config["SESSION_COOKIE_NAME"]),
+        "login": LOGIN_RULES,
+        "logout": ("POST /logout",),
+        "elevate": ("POST /elevate",),
+        "token_fields": ("access_token",),
+    }
+
+
 def protect(app: Flask, *, secret_key: str | bytes, secure: bool = True, **options: Any) -> Flask:
     """Wrap ``app`` in fixguard, configured for this app; returns ``app``.
 
@@ -269,32 +281,20 @@ def protect(app: Flask, *, secret_key: str | bytes, secure: bool = True, **optio
     """
     from fixguard import FixGuard
 
-    settings: dict[str, Any] = {
-        "app_cookies": (COOKIE, app.config["SESSION_COOKIE_NAME"]),
-        "login": LOGIN_RULES,
-        "logout": ("POST /logout",),
-        "elevate": ("POST /elevate",),
-        "token_fields": ("access_token",),
-    }
-    settings.update(options)
-    app.wsgi_app = FixGuard(app.wsgi_app, secret_key=secret_key, secure=secure, **settings)  # type: ignore[method-assign]
+    app.wsgi_app = FixGuard(  # type: ignore[method-assign]
+        app.wsgi_app, secret_key=secret_key, secure=secure, **{**settings(app), **options}
+    )
     return app
 
 
 def create_protected_app() -> Flask:
-    """The same API behind fixguard, keyed by ``$FIXGUARD_SECRET_KEY``.
+    """The same API behind fixguard, configured by ``FIXGUARD_*`` variables.
 
-    ``FIXGUARD_SECURE=0`` drops the ``Secure`` cookie flag for plain-http
-    local runs.
+    ``FIXGUARD_SECRET_KEY`` is required; ``FIXGUARD_SECURE=false`` drops the
+    ``Secure`` cookie flag for plain-http local runs.
     """
-    key = os.environ.get("FIXGUARD_SECRET_KEY")
-    if not key:
-        raise SystemExit(
-            "Set FIXGUARD_SECRET_KEY to at least 32 random bytes, e.g. export "
-            'FIXGUARD_SECRET_KEY=$(python -c "import secrets; print(secrets.token_urlsafe(48))")'
-        )
-    secure = os.environ.get("FIXGUARD_SECURE", "1") != "0"
-    return protect(create_app(), secret_key=key, secure=secure)
+    app = create_app()
+    return protect_from_env(app, settings(app))
 
 
 app = create_app()

@@ -29,7 +29,7 @@ From a source checkout, with Flask installed (``pip install -e '.[examples]'``):
 
     flask --app examples.signed_cookie_app run           # vulnerable
     export FIXGUARD_SECRET_KEY=...                       # 32+ random bytes
-    FIXGUARD_SECURE=0 flask --app 'examples.signed_cookie_app:create_protected_app()' run
+    FIXGUARD_SECURE=false flask --app 'examples.signed_cookie_app:create_protected_app()' run
 
 Users: ``alice`` / ``secret`` and ``bob`` / ``hunter2``. ``fixguard demo``
 plays the whole attack against this app, bare and protected.
@@ -39,11 +39,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from typing import Any
 
 from flask import Flask, Response, request
+
+from examples import protect_from_env
 
 #: The app's own signing key. Random per process: this is a demo, and the
 #: signatures only have to survive as long as ``SESSIONS`` does.
@@ -147,6 +148,15 @@ def create_app() -> Flask:
     return app
 
 
+def settings(app: Flask) -> dict[str, Any]:
+    """This app's FixGuard settings: which cookie is its session, which routes log in and out."""
+    return {
+        "app_cookies": (COOKIE,),
+        "login": ("POST /login",),
+        "logout": ("POST /logout",),
+    }
+
+
 def protect(app: Flask, *, secret_key: str | bytes, secure: bool = True, **options: Any) -> Flask:
     """Wrap ``app`` in fixguard, configured for this app; returns ``app``.
 
@@ -157,31 +167,19 @@ def protect(app: Flask, *, secret_key: str | bytes, secure: bool = True, **optio
     from fixguard import FixGuard
 
     app.wsgi_app = FixGuard(  # type: ignore[method-assign]
-        app.wsgi_app,
-        secret_key=secret_key,
-        app_cookies=(COOKIE,),
-        login=("POST /login",),
-        logout=("POST /logout",),
-        secure=secure,
-        **options,
+        app.wsgi_app, secret_key=secret_key, secure=secure, **{**settings(app), **options}
     )
     return app
 
 
 def create_protected_app() -> Flask:
-    """The same app behind fixguard, keyed by ``$FIXGUARD_SECRET_KEY``.
+    """The same app behind fixguard, configured by ``FIXGUARD_*`` variables.
 
-    ``FIXGUARD_SECURE=0`` drops the ``Secure`` cookie flag for plain-http
-    local runs.
+    ``FIXGUARD_SECRET_KEY`` is required; ``FIXGUARD_SECURE=false`` drops the
+    ``Secure`` cookie flag for plain-http local runs.
     """
-    key = os.environ.get("FIXGUARD_SECRET_KEY")
-    if not key:
-        raise SystemExit(
-            "Set FIXGUARD_SECRET_KEY to at least 32 random bytes, e.g. export "
-            'FIXGUARD_SECRET_KEY=$(python -c "import secrets; print(secrets.token_urlsafe(48))")'
-        )
-    secure = os.environ.get("FIXGUARD_SECURE", "1") != "0"
-    return protect(create_app(), secret_key=key, secure=secure)
+    app = create_app()
+    return protect_from_env(app, settings(app))
 
 
 app = create_app()

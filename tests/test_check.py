@@ -142,8 +142,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         **{k: v for k, v in os.environ.items() if not k.startswith(("FIXGUARD_", "DJANGO_"))},
         "FIXGUARD_SECRET_KEY": secrets.token_urlsafe(48),
         "FIXGUARD_SECURE": "0",  # plain http on loopback
-        "FIXGUARD_CHECK_DJANGO_DB": str(workdir / "django.sqlite3"),
-        "FIXGUARD_CHECK_DJANGO_KEY": secrets.token_urlsafe(50),
+        "CHECKTEST_DJANGO_DB": str(workdir / "django.sqlite3"),
+        "CHECKTEST_DJANGO_KEY": secrets.token_urlsafe(50),
         "DJANGO_SETTINGS_MODULE": "tests.django_project.settings",
     }
     flask_apps = {
@@ -165,7 +165,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         app = "tests.django_project.wsgi:application"
         started.append(_start("django-bare", app, env, workdir))
         started.append(
-            _start("django-protected", app, {**env, "FIXGUARD_CHECK_DJANGO_PROTECT": "1"}, workdir)
+            _start("django-protected", app, {**env, "CHECKTEST_DJANGO_PROTECT": "1"}, workdir)
         )
         deadline = time.monotonic() + START_TIMEOUT
         for server in started:

@@ -2,9 +2,9 @@
 
 From the environment (the tests set them):
 
-``FIXGUARD_CHECK_DJANGO_DB``
+``CHECKTEST_DJANGO_DB``
     the sqlite file, in a temporary directory the test made.
-``FIXGUARD_CHECK_DJANGO_KEY``
+``CHECKTEST_DJANGO_KEY``
     Django's ``SECRET_KEY`` (random per test run).
 """
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import os
 
-_DB = os.environ.get("FIXGUARD_CHECK_DJANGO_DB")
+_DB = os.environ.get("CHECKTEST_DJANGO_DB")
 if not _DB:
-    raise RuntimeError("Set FIXGUARD_CHECK_DJANGO_DB to the sqlite file this test project should use")
+    raise RuntimeError("Set CHECKTEST_DJANGO_DB to the sqlite file this test project should use")
 
-SECRET_KEY = os.environ.get("FIXGUARD_CHECK_DJANGO_KEY") or os.urandom(32).hex()
+SECRET_KEY = os.environ.get("CHECKTEST_DJANGO_KEY") or os.urandom(32).hex()
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 

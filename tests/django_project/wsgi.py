@@ -1,6 +1,6 @@
 """The test project's WSGI app, bare or behind fixguard.
 
-``FIXGUARD_CHECK_DJANGO_PROTECT=1`` wraps it in :class:`~fixguard.FixGuard`,
+``CHECKTEST_DJANGO_PROTECT=1`` wraps it in :class:`~fixguard.FixGuard`,
 keyed by ``FIXGUARD_SECRET_KEY`` (``FIXGUARD_SECURE=0`` for plain http):
 
 * ``app_cookies=("sessionid",)``: Django's session cookie goes into the vault.
@@ -24,7 +24,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.django_project.settings")
 
 application: Any = get_wsgi_application()
 
-if os.environ.get("FIXGUARD_CHECK_DJANGO_PROTECT") == "1":
+if os.environ.get("CHECKTEST_DJANGO_PROTECT") == "1":
     from fixguard import FixGuard
 
     application = FixGuard(
