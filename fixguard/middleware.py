@@ -590,7 +590,8 @@ class _Exchange:
         if self.clear_cookie and not self.outcome:
             self.outcome.append(("Set-Cookie", g.writer.clear))
         if self.outcome:
-            out = _no_cache_set_cookie(out)
+            # a copy: ``out`` may be the app's own list, and apps reuse header lists
+            out = _no_cache_set_cookie(list(out))
             out.extend(self.outcome)
         return out
 

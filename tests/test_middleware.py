@@ -771,3 +771,21 @@ def test_tombstones_live_as_long_as_the_old_session_could_then_vanish(store: fix
     assert store.get(old_key.key) is not None  # still refused: the old session could still be alive
     time.sleep(0.35)  # past created + absolute_timeout of the old session
     assert store.get(old_key.key) is None
+
+
+def test_apps_own_header_list_is_never_mutated() -> None:
+    """Hand-written apps reuse one header list; fixguard's cookie must not leak into it."""
+    shared: list[tuple[str, str]] = [("Content-Type", "text/plain")]
+
+    def app(environ: dict[str, Any], sr: Any) -> list[bytes]:
+        sr("200 OK", shared)
+        return [b"ok"]
+
+    g = guard(app)
+    res = TestApp(g).post("/login")  # a login rule: fixguard adds its cookie to this response
+    assert fg_cookie(res)
+    assert shared == [("Content-Type", "text/plain")]
+    res = TestApp(g).get("/", headers={"Cookie": "fixguard=" + "A" * 43 + "." + "B" * 43})
+    assert fg_cookie(res) == ""  # cleared on a bad signature...
+    assert shared == [("Content-Type", "text/plain")]  # ...without touching the app's list
+    assert TestApp(g).get("/").headers.getall("Set-Cookie") == []
