@@ -126,28 +126,38 @@ def _event_logger(path: str) -> Callable[[Any], None]:
     return on_event
 
 
-def create_app() -> WorkerPid:
-    """The example app, its sessions in Redis, bare or behind fixguard as configured."""
-    from fixguard import RedisStore
-
+def settings(default_prefix: str) -> tuple[str, str, str]:
+    """``(redis URL, key prefix, mode)`` from the environment (see above)."""
     url = os.environ["FIXGUARD_E2E_REDIS_URL"]
-    prefix = os.environ.get("FIXGUARD_E2E_PREFIX", "fixguard-e2e:")
+    prefix = os.environ.get("FIXGUARD_E2E_PREFIX", default_prefix)
     mode = os.environ.get("FIXGUARD_E2E_MODE", "bare")
     if mode not in ("bare", "protected"):
         # an exception, not SystemExit: gunicorn then halts instead of respawning the worker
         raise ValueError(f"FIXGUARD_E2E_MODE must be 'bare' or 'protected', not {mode!r}")
+    return url, prefix, mode
 
-    flask_app = basic_auth_app.create_app()
-    client = redis.Redis.from_url(url, socket_timeout=HOLD_TIMEOUT + 2, socket_connect_timeout=2)
-    flask_app.session_interface = basic_auth_app.DictSessionInterface(
-        RedisSessions(client, prefix + "app:")  # type: ignore[arg-type]
-    )
+
+def redis_client(url: str) -> redis.Redis:
+    """The app's own Redis client; its reads outlast a held request's wait."""
+    return redis.Redis.from_url(url, socket_timeout=HOLD_TIMEOUT + 2, socket_connect_timeout=2)
+
+
+def serve(
+    flask_app: Any, protect: Callable[..., Any], *, mode: str, url: str, prefix: str, client: redis.Redis
+) -> WorkerPid:
+    """``flask_app``, in ``protected`` mode behind the example's ``protect()``, under :class:`WorkerPid`.
+
+    fixguard gets ``FIXGUARD_E2E_SECRET``, plain-http cookies, a
+    :class:`~fixguard.RedisStore` under ``<prefix>fg:``, and the event log.
+    """
+    from fixguard import RedisStore
+
     if mode == "protected":
         options: dict[str, Any] = {}
         events = os.environ.get("FIXGUARD_E2E_EVENTS")
         if events:
             options["on_event"] = _event_logger(events)
-        basic_auth_app.protect(
+        protect(
             flask_app,
             secret_key=os.environ["FIXGUARD_E2E_SECRET"],
             secure=False,
@@ -157,14 +167,29 @@ def create_app() -> WorkerPid:
     return WorkerPid(flask_app, client, prefix)
 
 
-_app: WorkerPid | None = None
+def lazy_app(create_app: Callable[[], WorkerPid]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) for ``app``: ``create_app()``, once per process, on first access."""
+    built: list[WorkerPid] = []
+
+    def __getattr__(name: str) -> Any:
+        if name == "app":
+            if not built:
+                built.append(create_app())
+            return built[0]
+        raise AttributeError(f"module {create_app.__module__!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
-def __getattr__(name: str) -> Any:
-    """``app``: built once per process, on first access (gunicorn's ``tests.e2e_app:app``)."""
-    global _app
-    if name == "app":
-        if _app is None:
-            _app = create_app()
-        return _app
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def create_app() -> WorkerPid:
+    """The example app, its sessions in Redis, bare or behind fixguard as configured."""
+    url, prefix, mode = settings("fixguard-e2e:")
+    flask_app = basic_auth_app.create_app()
+    client = redis_client(url)
+    flask_app.session_interface = basic_auth_app.DictSessionInterface(
+        RedisSessions(client, prefix + "app:")  # type: ignore[arg-type]
+    )
+    return serve(flask_app, basic_auth_app.protect, mode=mode, url=url, prefix=prefix, client=client)
+
+
+__getattr__ = lazy_app(create_app)  # ``app``, as gunicorn's ``tests.e2e_app:app`` asks for it

@@ -32,53 +32,20 @@ in its worker until released, exactly as in :mod:`tests.e2e_app`.
 from __future__ import annotations
 
 import os
-from typing import Any
-
-import redis
 
 from examples import bearer_app
-from tests.e2e_app import HOLD_TIMEOUT, RedisSessions, WorkerPid, _event_logger
+from tests.e2e_app import RedisSessions, WorkerPid, lazy_app, redis_client, serve, settings
 
 
 def create_app() -> WorkerPid:
     """The example API, its tokens in Redis, bare or behind fixguard as configured."""
-    from fixguard import RedisStore
-
-    url = os.environ["FIXGUARD_E2E_REDIS_URL"]
-    prefix = os.environ.get("FIXGUARD_E2E_PREFIX", "fixguard-e2e-bearer:")
-    mode = os.environ.get("FIXGUARD_E2E_MODE", "bare")
-    if mode not in ("bare", "protected"):
-        # an exception, not SystemExit: gunicorn then halts instead of respawning the worker
-        raise ValueError(f"FIXGUARD_E2E_MODE must be 'bare' or 'protected', not {mode!r}")
+    url, prefix, mode = settings("fixguard-e2e-bearer:")
     app_key = bytes.fromhex(os.environ["FIXGUARD_E2E_APP_KEY"])
-
-    client = redis.Redis.from_url(url, socket_timeout=HOLD_TIMEOUT + 2, socket_connect_timeout=2)
+    client = redis_client(url)
     flask_app = bearer_app.create_app(
         tokens=RedisSessions(client, prefix + "app:"), jwt_key=app_key, secret_key=app_key
     )
-    if mode == "protected":
-        options: dict[str, Any] = {}
-        events = os.environ.get("FIXGUARD_E2E_EVENTS")
-        if events:
-            options["on_event"] = _event_logger(events)
-        bearer_app.protect(
-            flask_app,
-            secret_key=os.environ["FIXGUARD_E2E_SECRET"],
-            secure=False,
-            store=RedisStore.from_url(url, prefix=prefix + "fg:"),
-            **options,
-        )
-    return WorkerPid(flask_app, client, prefix)
+    return serve(flask_app, bearer_app.protect, mode=mode, url=url, prefix=prefix, client=client)
 
 
-_app: WorkerPid | None = None
-
-
-def __getattr__(name: str) -> Any:
-    """``app``: built once per process, on first access (gunicorn's ``tests.e2e_bearer_app:app``)."""
-    global _app
-    if name == "app":
-        if _app is None:
-            _app = create_app()
-        return _app
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_app(create_app)  # ``app``, as gunicorn's ``tests.e2e_bearer_app:app`` asks for it

@@ -10,20 +10,16 @@ when the check cannot run: connection refused, failed login, bad arguments.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
@@ -32,10 +28,10 @@ import requests
 
 from fixguard import check
 
+from .servers import HOST, REPO, Gunicorns
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
 START_TIMEOUT = 20  # seconds for a gunicorn to answer
 DJANGO_USER, DJANGO_PASSWORD = "admin", "correct-horse-battery-staple"
 
@@ -52,86 +48,18 @@ DJANGO = [
 ]  # fmt: skip
 
 
-def _no_control_socket() -> list[str]:
-    """``--no-control-socket`` where gunicorn has one (recent versions put it in ~/.gunicorn)."""
-    from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
-
-    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
-
-
-@dataclass
-class Gunicorn:
-    """One gunicorn master with one sync worker, on a port the kernel picked."""
-
-    name: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def wait_ready(self, deadline: float) -> None:
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"gunicorn {self.name} exited with {self.proc.returncode}:\n{self.log_text()}")
-            text = self.log_text()
-            if "Traceback" in text or "Worker failed to boot" in text:
-                pytest.fail(f"gunicorn {self.name} could not load its app:\n{text}")
-            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
-            if found and "Booting worker with pid" in text:
-                self.port = int(found.group(1))
-                with contextlib.suppress(requests.RequestException):
-                    requests.get(self.url + "/", timeout=2, allow_redirects=False)
-                    return
-            time.sleep(0.05)
-        pytest.fail(f"gunicorn {self.name} not ready within {START_TIMEOUT} s:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        """SIGTERM to the master, then SIGKILL to its process group; always reaped."""
-        if self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            # WNOWAIT keeps the master a zombie: its PID (the group's ID) cannot be reused before killpg
-            if os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                break
-            time.sleep(0.02)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=5)
-
-
-def _start(name: str, app: str, env: dict[str, str], workdir: Path) -> Gunicorn:
-    log = workdir / f"gunicorn-{name}.log"
-    command = [
-        sys.executable, "-m", "gunicorn",
-        "--chdir", str(REPO),
-        "-w", "1", "-k", "sync",
-        "-b", f"{HOST}:0",
-        "--timeout", "10", "--graceful-timeout", "2",
-        "--log-level", "info", "--error-logfile", "-",
-        *_no_control_socket(),
-        app,
-    ]  # fmt: skip
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    return Gunicorn(name, proc, log)
-
-
 def _django(args: list[str], env: dict[str, str]) -> None:
     """``python -m django ARGS``: what ``manage.py ARGS`` runs, for the test project."""
     done = subprocess.run(
         [sys.executable, "-m", "django", *args], cwd=REPO, env=env, capture_output=True, timeout=60
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
+
+
+def _answers(base: str) -> bool:
+    """Any answer at all to ``GET /`` (a redirect or an error page too): the app is loaded."""
+    requests.get(base + "/", timeout=2, allow_redirects=False)
+    return True
 
 
 @pytest.fixture(scope="module")
@@ -152,10 +80,9 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         "basic-bare": "examples.basic_auth_app:app",
         "basic-protected": "examples.basic_auth_app:create_protected_app()",
     }
-    started: list[Gunicorn] = []
-    try:
+    with Gunicorns(workdir) as started:
         for name, app in flask_apps.items():
-            started.append(_start(name, app, env, workdir))
+            started.start(name, app, env)
         # The Django database and its superuser, while the Flask apps boot.
         _django(["migrate", "--noinput", "-v", "0"], env)
         superuser = {**env, "DJANGO_SUPERUSER_PASSWORD": DJANGO_PASSWORD}
@@ -163,17 +90,17 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
             ["createsuperuser", "--noinput", "--username", DJANGO_USER, "--email", "a@example.com"], superuser
         )
         app = "tests.django_project.wsgi:application"
-        started.append(_start("django-bare", app, env, workdir))
-        started.append(
-            _start("django-protected", app, {**env, "CHECKTEST_DJANGO_PROTECT": "1"}, workdir)
-        )
+        started.start("django-bare", app, env)
+        started.start("django-protected", app, {**env, "CHECKTEST_DJANGO_PROTECT": "1"})
         deadline = time.monotonic() + START_TIMEOUT
         for server in started:
-            server.wait_ready(deadline)
-        yield {server.name: server.url for server in started}
-    finally:
-        for server in started:
-            server.stop()
+            server.wait_ready(
+                within=START_TIMEOUT,
+                deadline=deadline,
+                fail_on=("Traceback", "Worker failed to boot"),
+                probe=_answers,
+            )
+        yield {server.name: server.base for server in started}
 
 
 def run_check(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:

@@ -12,58 +12,27 @@ lives in Redis, not in one process).
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import re
-import secrets
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from .servers import HOST, TIMEOUT, E2EServer, e2e_servers, on_every_worker, redis_dump
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 5  # seconds, for every HTTP request
 START_TIMEOUT = 15  # seconds for gunicorn to listen with all its workers booted
 WORKERS = 2
-HOST = "127.0.0.1"
 ALICE = {"username": "alice", "password": "secret"}
 BOB = {"username": "bob", "password": "hunter2"}
 PLANTED = "attacker-chosen-token-e2e-0123456789"
 PREFIX = "fgt_"
 
 
-def _no_control_socket() -> list[str]:
-    """``--no-control-socket`` where gunicorn has one (recent versions put it in ~/.gunicorn)."""
-    from gunicorn.config import KNOWN_SETTINGS
-
-    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
-
-
-@dataclass
-class Server:
+class Server(E2EServer):
     """One gunicorn master running ``tests.e2e_bearer_app:app``."""
-
-    mode: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    events_file: Path
-    prefix: str
-    port: int = 0
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     def request(
         self, method: str, path: str, *, token: str | None = None, client: Any = requests, **kwargs: Any
@@ -84,155 +53,28 @@ class Server:
     def me(self, token: str | None, headers: dict[str, str] | None = None) -> requests.Response:
         return self.request("GET", "/me", token=token, headers=headers or {})
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def events(self) -> list[dict[str, Any]]:
-        if not self.events_file.exists():
-            return []
-        return [json.loads(line) for line in self.events_file.read_text().splitlines() if line]
-
-    def worker_pids(self) -> set[int]:
-        """PIDs of the master's live children (its workers), from /proc."""
-        children: set[int] = set()
-        for status in Path("/proc").glob("[0-9]*/status"):
-            with contextlib.suppress(OSError):
-                for line in status.read_text().splitlines():
-                    if line.startswith("PPid:"):
-                        if int(line.split()[1]) == self.proc.pid:
-                            children.add(int(status.parent.name))
-                        break
-        return children
-
-    def wait_ready(self) -> None:
-        """Until gunicorn listens, has booted its workers, and the app answers over HTTP."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"gunicorn ({self.mode}) exited with {self.proc.returncode}:\n{self.log_text()}")
-            text = self.log_text()
-            if "Traceback" in text or "exited with code" in text:
-                pytest.fail(f"gunicorn ({self.mode}) could not load the app:\n{text}")
-            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
-            if found and text.count("Booting worker with pid") >= WORKERS:
-                self.port = int(found.group(1))
-                try:
-                    probe = requests.get(self.base + "/me", timeout=1)
-                except requests.RequestException:
-                    pass
-                else:
-                    if probe.status_code == 401:  # the app's "missing token": it answers
-                        return
-            time.sleep(0.05)
-        pytest.fail(f"gunicorn ({self.mode}) not ready within {START_TIMEOUT} s:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        """SIGTERM to the master, then SIGKILL to its whole process group; always reaped."""
-        if self.proc.returncode is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            # WNOWAIT keeps the master a zombie, so its PID (the group ID) cannot be reused before killpg.
-            if os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                break
-            time.sleep(0.02)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=5)
-
 
 @pytest.fixture
 def start_gunicorn(redis_server: Any, tmp_path: Path) -> Iterator[Callable[[str], Server]]:
-    """``start(mode)``: gunicorn serving the bearer e2e app in ``mode``, stopped at teardown."""
-    redis_server.start()  # a fault test elsewhere may have left it stopped
-    servers: list[Server] = []
+    """``start(mode)``: gunicorn serving the bearer e2e app in ``mode``, stopped at teardown.
 
-    def start(mode: str) -> Server:
-        prefix = f"e2e-bearer-{mode}-{secrets.token_hex(4)}:"
-        log = tmp_path / f"gunicorn-{mode}.log"
-        events = tmp_path / f"events-{mode}.jsonl"
-        env = {
-            **os.environ,
-            "FIXGUARD_E2E_MODE": mode,
-            "FIXGUARD_E2E_REDIS_URL": redis_server.url,
-            "FIXGUARD_E2E_PREFIX": prefix,
-            "FIXGUARD_E2E_SECRET": secrets.token_urlsafe(48),
-            "FIXGUARD_E2E_APP_KEY": secrets.token_hex(32),
-            "FIXGUARD_E2E_EVENTS": str(events),
-        }
-        command = [
-            sys.executable, "-m", "gunicorn",
-            "--chdir", str(REPO),
-            "-w", str(WORKERS), "-k", "sync",
-            "-b", f"{HOST}:0",
-            "--timeout", "10", "--graceful-timeout", "2",
-            "--log-level", "info", "--error-logfile", "-",
-            *_no_control_socket(),
-            "tests.e2e_bearer_app:app",
-        ]  # fmt: skip
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        server = Server(mode, proc, log, events, prefix)
-        servers.append(server)
-        server.wait_ready()
-        return server
-
-    try:
+    Ready once its workers booted and ``GET /me`` gets the app's "missing token" 401.
+    """
+    with e2e_servers(
+        Server,
+        redis_server,
+        tmp_path,
+        app="tests.e2e_bearer_app:app",
+        label="e2e-bearer",
+        workers=WORKERS,
+        probe="/me",
+        start_timeout=START_TIMEOUT,
+    ) as start:
         yield start
-    finally:
-        for server in servers:
-            server.stop()
-
-
-def _pid(response: requests.Response) -> int:
-    return int(response.headers["X-Worker-Pid"])
-
-
-def on_every_worker(
-    server: Server, redis_server: Any, send: Callable[[dict[str, str]], requests.Response]
-) -> list[requests.Response]:
-    """``send(headers)`` once per worker: the first is parked in its worker, so the next needs the other."""
-    client = redis_server.client()
-    tokens = [secrets.token_hex(8) for _ in range(WORKERS - 1)]
-    try:
-        with ThreadPoolExecutor(len(tokens)) as pool:
-            try:
-                held = []
-                for token in tokens:
-                    held.append(pool.submit(send, {"X-E2E-Hold": token}))
-                    parked = client.blpop([f"{server.prefix}held:{token}"], timeout=TIMEOUT)
-                    assert parked is not None, f"a held request never reached a worker:\n{server.log_text()}"
-                last = send({})
-            finally:
-                for token in tokens:
-                    client.rpush(f"{server.prefix}release:{token}", "go")
-            responses = [future.result(timeout=TIMEOUT + 1) for future in held] + [last]
-    finally:
-        client.close()
-    assert len({_pid(response) for response in responses}) == WORKERS, [_pid(r) for r in responses]
-    return responses
 
 
 def me_everywhere(server: Server, redis_server: Any, token: str) -> list[requests.Response]:
     return on_every_worker(server, redis_server, lambda headers: server.me(token, headers))
-
-
-def _redis_dump(redis_server: Any, prefix: str) -> dict[str, bytes]:
-    """Every key under ``prefix`` and its value (a set, such as a subject index, as its members joined)."""
-    client = redis_server.client()
-    try:
-        dump: dict[str, bytes] = {}
-        for key in client.scan_iter(match=prefix + "*"):
-            if client.type(key) == b"set":
-                dump[key.decode()] = b"\n".join(sorted(client.smembers(key)))
-            else:
-                dump[key.decode()] = client.get(key) or b""
-        return dump
-    finally:
-        client.close()
 
 
 def _user(response: requests.Response) -> str | None:
@@ -266,7 +108,7 @@ def test_bare_api_falls_to_token_fixation_across_workers(
     attacker.cookies.set("api_token", PLANTED + "-cookie", domain=HOST, path="/")
     assert _user(server.request("GET", "/cookie/me", client=attacker)) == "alice"
 
-    assert f"{server.prefix}app:{PLANTED}" in _redis_dump(redis_server, server.prefix)
+    assert f"{server.prefix}app:{PLANTED}" in redis_dump(redis_server, server.prefix)
 
 
 def test_protected_api_blocks_token_fixation_across_workers(
@@ -283,7 +125,7 @@ def test_protected_api_blocks_token_fixation_across_workers(
         assert answer.json() == {"user": "alice", "via": "token", "mfa": False}
     for answer in me_everywhere(server, redis_server, PLANTED):
         assert answer.status_code == 401 and "alice" not in answer.text, answer.text
-    assert not any(key.endswith("app:" + PLANTED) for key in _redis_dump(redis_server, server.prefix))
+    assert not any(key.endswith("app:" + PLANTED) for key in redis_dump(redis_server, server.prefix))
 
     # JWT: the token from before the next login, then the one from before logout, are dead everywhere.
     old = server.login("/jwt/login")
@@ -321,7 +163,7 @@ def test_protected_api_blocks_token_fixation_across_workers(
     assert {event["pid"] for event in blocked} == workers
 
     # No fixguard token, nor its ID, is written to Redis.
-    stored = _redis_dump(redis_server, server.prefix)
+    stored = redis_dump(redis_server, server.prefix)
     for token in (hers, old, new):
         raw_id = token.removeprefix(PREFIX).rsplit(".", 1)[0]
         assert len(raw_id) >= 40, token

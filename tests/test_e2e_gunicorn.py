@@ -11,59 +11,25 @@ session keeps working on every worker.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import re
-import secrets
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from .servers import HOST, TIMEOUT, E2EServer, e2e_servers, on_every_worker, redis_dump, worker_pid
+
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-TIMEOUT = 5  # seconds, for every HTTP request
 START_TIMEOUT = 15  # seconds for gunicorn to listen with all its workers booted
 WORKERS = 3
-HOST = "127.0.0.1"
 FIXGUARD_401 = "This session has ended. Please sign in again."
 ALICE = ("alice", "secret")
 
 
-def _no_control_socket() -> list[str]:
-    """``--no-control-socket`` where gunicorn has one (recent versions put it in ~/.gunicorn)."""
-    from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
-
-    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
-
-
-_NO_CONTROL_SOCKET = _no_control_socket()
-
-
-@dataclass
-class Server:
+class Server(E2EServer):
     """One gunicorn master running ``tests.e2e_app:app``."""
-
-    mode: str
-    proc: subprocess.Popen[bytes]
-    log: Path
-    events_file: Path
-    prefix: str
-    port: int = 0
-
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
 
     def get(self, client: requests.Session, path: str, **kwargs: Any) -> requests.Response:
         return client.get(self.base + path, timeout=TIMEOUT, allow_redirects=False, **kwargs)
@@ -80,155 +46,30 @@ class Server:
 
         return send
 
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def events(self) -> list[dict[str, Any]]:
-        if not self.events_file.exists():
-            return []
-        return [json.loads(line) for line in self.events_file.read_text().splitlines() if line]
-
-    def worker_pids(self) -> set[int]:
-        """PIDs of the master's live children (its workers), from /proc."""
-        children: set[int] = set()
-        for status in Path("/proc").glob("[0-9]*/status"):
-            with contextlib.suppress(OSError):
-                for line in status.read_text().splitlines():
-                    if line.startswith("PPid:"):
-                        if int(line.split()[1]) == self.proc.pid:
-                            children.add(int(status.parent.name))
-                        break
-        return children
-
-    def wait_ready(self) -> None:
-        """Until gunicorn listens, has booted its workers, and answers over HTTP."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"gunicorn ({self.mode}) exited with {self.proc.returncode}:\n{self.log_text()}")
-            text = self.log_text()
-            if "Traceback" in text or "exited with code" in text:  # a worker failed to boot
-                pytest.fail(f"gunicorn ({self.mode}) could not load the app:\n{text}")
-            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
-            if found and text.count("Booting worker with pid") >= WORKERS:
-                self.port = int(found.group(1))
-                try:
-                    probe = requests.get(self.base + "/profile", timeout=1)
-                except requests.RequestException:
-                    pass
-                else:
-                    if probe.status_code == 401:  # the app's "Not logged in": it answers
-                        return
-            time.sleep(0.05)
-        pytest.fail(f"gunicorn ({self.mode}) not ready within {START_TIMEOUT} s:\n{self.log_text()}")
-
-    def stop(self) -> None:
-        """SIGTERM to the master, then SIGKILL to its whole process group; always reaped."""
-        if self.proc.returncode is not None:
-            return  # it died and was reaped already: its PID is no longer ours to signal
-        self.proc.send_signal(signal.SIGTERM)  # graceful: workers finish, then exit
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            # WNOWAIT leaves the master a zombie, so its PID (our process group's ID)
-            # cannot be reused by anyone before the killpg below.
-            if os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                break
-            time.sleep(0.02)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)  # stray workers, or a master that hung
-        self.proc.wait(timeout=5)
-
 
 @pytest.fixture
 def start_gunicorn(redis_server: Any, tmp_path: Path) -> Iterator[Callable[[str], Server]]:
-    """``start(mode)``: gunicorn serving the e2e app in ``mode``, stopped at teardown."""
-    redis_server.start()  # a fault test elsewhere may have left it stopped
-    servers: list[Server] = []
+    """``start(mode)``: gunicorn serving the e2e app in ``mode``, stopped at teardown.
 
-    def start(mode: str) -> Server:
-        prefix = f"e2e-{mode}-{secrets.token_hex(4)}:"
-        log = tmp_path / f"gunicorn-{mode}.log"
-        events = tmp_path / f"events-{mode}.jsonl"
-        env = {
-            **os.environ,
-            "FIXGUARD_E2E_MODE": mode,
-            "FIXGUARD_E2E_REDIS_URL": redis_server.url,
-            "FIXGUARD_E2E_PREFIX": prefix,
-            "FIXGUARD_E2E_SECRET": secrets.token_urlsafe(48),
-            "FIXGUARD_E2E_EVENTS": str(events),
-        }
-        command = [
-            sys.executable, "-m", "gunicorn",
-            "--chdir", str(REPO),
-            "-w", str(WORKERS), "-k", "sync",
-            "-b", f"{HOST}:0",  # the kernel picks a free port; gunicorn logs which
-            "--timeout", "10", "--graceful-timeout", "2",
-            "--log-level", "info", "--error-logfile", "-",
-            *_NO_CONTROL_SOCKET,
-            "tests.e2e_app:app",
-        ]  # fmt: skip
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        server = Server(mode, proc, log, events, prefix)
-        servers.append(server)
-        server.wait_ready()
-        return server
-
-    try:
+    Ready once its workers booted and ``GET /profile`` gets the app's "Not logged in" 401.
+    """
+    with e2e_servers(
+        Server,
+        redis_server,
+        tmp_path,
+        app="tests.e2e_app:app",
+        label="e2e",
+        workers=WORKERS,
+        probe="/profile",
+        start_timeout=START_TIMEOUT,
+    ) as start:
         yield start
-    finally:
-        for server in servers:
-            server.stop()
-
-
-def _pid(response: requests.Response) -> int:
-    return int(response.headers["X-Worker-Pid"])
 
 
 def _cookie(client: requests.Session, name: str) -> str:
     value = client.cookies.get(name)
     assert value, f"no {name!r} cookie in the jar: {client.cookies.get_dict()}"
     return value
-
-
-def on_every_worker(
-    server: Server, redis_server: Any, send: Callable[[dict[str, str]], requests.Response]
-) -> list[requests.Response]:
-    """``send(headers)`` once per worker, in parallel, each answered by a different worker.
-
-    The first ``WORKERS - 1`` requests carry ``X-E2E-Hold`` (see ``e2e_app``): each
-    is parked in its worker until released, so the next one must be accepted by a
-    worker that is still free. All are released once the last one has answered.
-    """
-    client = redis_server.client()
-    tokens = [secrets.token_hex(8) for _ in range(WORKERS - 1)]
-    try:
-        with ThreadPoolExecutor(len(tokens)) as pool:
-            try:
-                held = []
-                for token in tokens:
-                    held.append(pool.submit(send, {"X-E2E-Hold": token}))
-                    parked = client.blpop([f"{server.prefix}held:{token}"], timeout=TIMEOUT)
-                    assert parked is not None, f"a held request never reached a worker:\n{server.log_text()}"
-                last = send({})
-            finally:
-                for token in tokens:
-                    client.rpush(f"{server.prefix}release:{token}", "go")
-            responses = [future.result(timeout=TIMEOUT + 1) for future in held] + [last]
-    finally:
-        client.close()
-    assert len({_pid(response) for response in responses}) == WORKERS, [_pid(r) for r in responses]
-    return responses
-
-
-def _redis_dump(redis_server: Any, prefix: str) -> dict[str, bytes]:
-    client = redis_server.client()
-    try:
-        return {key.decode(): client.get(key) or b"" for key in client.scan_iter(match=prefix + "*")}
-    finally:
-        client.close()
 
 
 def test_bare_app_falls_to_fixation_across_workers(
@@ -257,10 +98,10 @@ def test_bare_app_falls_to_fixation_across_workers(
     for response in stolen:
         assert response.status_code == 200, "the bare app should fall to the attack"
         assert response.text == "Profile of alice\n"
-    assert {_pid(response) for response in stolen} == server.worker_pids()
+    assert {worker_pid(response) for response in stolen} == server.worker_pids()
 
     # The app's state really is in the tests' Redis, under this run's prefix.
-    assert f"{server.prefix}app:{planted}" in _redis_dump(redis_server, server.prefix)
+    assert f"{server.prefix}app:{planted}" in redis_dump(redis_server, server.prefix)
 
 
 def test_protected_app_blocks_fixation_across_workers(
@@ -305,11 +146,11 @@ def test_protected_app_blocks_fixation_across_workers(
         home = server.get(victim, "/")
         assert home.status_code == 200 and home.text == f"Hello alice, visit #{n + 3}\n", (n, home.text)
         assert "fixguard" not in profile.cookies and "fixguard" not in home.cookies  # no re-issue
-        pids |= {_pid(profile), _pid(home)}
+        pids |= {worker_pid(profile), worker_pid(home)}
     parallel = on_every_worker(server, redis_server, lambda h: server.get(victim, "/profile", headers=h))
     for profile in parallel:
         assert profile.status_code == 200 and profile.text == "Profile of alice\n", profile.text
-        pids.add(_pid(profile))
+        pids.add(worker_pid(profile))
     assert victim.cookies["fixguard"] == post_login
     assert pids == workers, (pids, workers)
 
@@ -336,7 +177,7 @@ def test_protected_app_blocks_fixation_across_workers(
     assert {event["pid"] for event in blocked} == workers
 
     # Everything lived in the tests' Redis, and no raw ID was ever written there.
-    stored = _redis_dump(redis_server, server.prefix)
+    stored = redis_dump(redis_server, server.prefix)
     assert any(key.startswith(server.prefix + "fg:") for key in stored), stored.keys()
     for cookie in (pre_login, post_login):
         raw_id = cookie.rsplit(".", 1)[0]  # the cookie is <id>.<signature>

@@ -11,7 +11,6 @@ the configuration cannot protect the app.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import secrets
@@ -39,9 +38,8 @@ from fixguard.gunicorn import (
 )
 
 from .apps import SECRET, VulnerableApp, echo_app, fg_cookie
+from .servers import HOST, REPO, Gunicorn, Gunicorns
 
-REPO = Path(__file__).resolve().parents[1]
-HOST = "127.0.0.1"
 TIMEOUT = 5  # seconds, for every HTTP request
 START_TIMEOUT = 15  # seconds for gunicorn to listen with its workers booted (or to give up)
 FIXGUARD_401 = "This session has ended. Please sign in again."
@@ -226,141 +224,71 @@ def test_the_example_config_file_exports_the_hooks() -> None:
 # -- real gunicorn --------------------------------------------------------------------------------
 
 
-def _no_control_socket() -> list[str]:
-    """``--no-control-socket`` where gunicorn has one (recent versions put it in ~/.gunicorn)."""
-    from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
-
-    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
-
-
 def _environment(**settings: str) -> dict[str, str]:
     """This process's environment without FIXGUARD_* variables, plus ``settings``."""
     base = {k: v for k, v in os.environ.items() if not k.upper().startswith("FIXGUARD_")}
     return {**base, **settings}
 
 
-@dataclass
-class Gunicorn:
-    """One gunicorn master started by a test; always stopped by the fixture."""
+def served_by(server: Gunicorn, probe: str) -> tuple[int, int]:
+    """(worker PID, status) of the request that carried ``X-Probe: probe``, from the access log."""
+    assert server.access_log is not None
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if server.access_log.exists():
+            found = re.search(rf"^<(\d+)> {probe} (\d+)$", server.access_log.read_text(), re.M)
+            if found:
+                return int(found.group(1)), int(found.group(2))
+        time.sleep(0.02)
+    pytest.fail(f"no access log line for {probe}:\n{server.access_log.read_text(errors='replace')}")
 
-    proc: subprocess.Popen[bytes]
-    log: Path
-    access_log: Path
-    workers: int
-    port: int = 0
 
-    @property
-    def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
+def hold(server: Gunicorn) -> socket.socket:
+    """Keep one sync worker busy: a request whose headers never end (see :func:`release`)."""
+    sock = socket.create_connection((HOST, server.port), timeout=TIMEOUT)
+    sock.sendall(f"GET /profile HTTP/1.1\r\nHost: {HOST}\r\n".encode())
+    return sock
 
-    def text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def worker_pids(self) -> set[int]:
-        return {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", self.text())}
-
-    def wait_ready(self) -> None:
-        """Until gunicorn listens and every worker has wrapped its app in fixguard."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            text = self.text()
-            if self.proc.poll() is not None:
-                pytest.fail(f"gunicorn exited with {self.proc.returncode}:\n{text}")
-            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
-            if found and text.count("fixguard: protecting the app in worker") >= self.workers:
-                self.port = int(found.group(1))
-                return
-            time.sleep(0.05)
-        pytest.fail(f"gunicorn not ready within {START_TIMEOUT} s:\n{self.text()}")
-
-    def wait_exit(self) -> int:
-        try:
-            return self.proc.wait(timeout=START_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"gunicorn did not exit within {START_TIMEOUT} s:\n{self.text()}")
-
-    def served_by(self, probe: str) -> tuple[int, int]:
-        """(worker PID, status) of the request that carried ``X-Probe: probe``, from the access log."""
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if self.access_log.exists():
-                found = re.search(rf"^<(\d+)> {probe} (\d+)$", self.access_log.read_text(), re.M)
-                if found:
-                    return int(found.group(1)), int(found.group(2))
-            time.sleep(0.02)
-        pytest.fail(f"no access log line for {probe}:\n{self.access_log.read_text(errors='replace')}")
-
-    def hold(self) -> socket.socket:
-        """Keep one sync worker busy: a request whose headers never end (see :meth:`release`)."""
-        sock = socket.create_connection((HOST, self.port), timeout=TIMEOUT)
-        sock.sendall(f"GET /profile HTTP/1.1\r\nHost: {HOST}\r\n".encode())
-        return sock
-
-    @staticmethod
-    def release(sock: socket.socket) -> None:
-        """End the held request and read its answer, so its worker is free again."""
-        with sock:
-            sock.sendall(b"Connection: close\r\n\r\n")
-            while sock.recv(4096):
-                pass
-
-    def stop(self) -> None:
-        """SIGTERM to the master, then SIGKILL to its process group; always reaped."""
-        if self.proc.returncode is not None:
-            return  # already reaped: its PID is no longer ours to signal
-        self.proc.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            # WNOWAIT keeps the master a zombie, so its PID (our process group's ID) is not reused
-            if os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                break
-            time.sleep(0.02)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=5)
+def release(sock: socket.socket) -> None:
+    """End the held request and read its answer, so its worker is free again."""
+    with sock:
+        sock.sendall(b"Connection: close\r\n\r\n")
+        while sock.recv(4096):
+            pass
 
 
 @pytest.fixture
 def gunicorn(tmp_path: Path) -> Iterator[Callable[..., Gunicorn]]:
-    """``start(app, env, workers=1, conf=True, ready=True)``: real gunicorn, stopped at teardown."""
-    started: list[Gunicorn] = []
+    """``start(app, env, workers=1, conf=True, ready=True)``: real gunicorn, stopped at teardown.
 
-    def start(
-        app: str, env: dict[str, str], workers: int = 1, conf: bool = True, ready: bool = True
-    ) -> Gunicorn:
-        name = f"gunicorn-{len(started)}"
-        log, access = tmp_path / f"{name}.log", tmp_path / f"{name}-access.log"
-        command = [
-            sys.executable, "-m", "gunicorn",
-            *(["-c", str(REPO / "examples" / "gunicorn.conf.py")] if conf else []),
-            "--chdir", str(REPO),
-            "-w", str(workers), "-k", "sync",
-            "-b", f"{HOST}:0",  # the kernel picks a free port; gunicorn logs which
-            "--timeout", "20", "--graceful-timeout", "2",
-            "--log-level", "info", "--error-logfile", "-",
-            "--access-logfile", str(access), "--access-logformat", "%(p)s %({x-probe}i)s %(s)s",
-            *_no_control_socket(),
-            app,
-        ]  # fmt: skip
-        with log.open("wb") as out:
-            proc = subprocess.Popen(
-                command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    With ``examples/gunicorn.conf.py`` (``conf``), ready means every worker has
+    wrapped its app in fixguard; bare, that gunicorn listens.
+    """
+    with Gunicorns(tmp_path) as started:
+
+        def start(
+            app: str, env: dict[str, str], workers: int = 1, conf: bool = True, ready: bool = True
+        ) -> Gunicorn:
+            server = started.start(
+                str(len(started)),
+                app,
+                env,
+                workers=workers,
+                worker_timeout=20,
+                config=REPO / "examples" / "gunicorn.conf.py" if conf else None,
+                access_format="%(p)s %({x-probe}i)s %(s)s",
             )
-        server = Gunicorn(proc, log, access, workers)
-        started.append(server)
-        if ready:
-            if conf:
-                server.wait_ready()
-            else:  # bare: no fixguard line to wait for
-                server.workers = 0
-                server.wait_ready()
-        return server
+            if ready:
+                server.wait_ready(
+                    within=START_TIMEOUT,
+                    ready_line="fixguard: protecting the app in worker",
+                    count=workers if conf else 0,  # bare: no fixguard line to wait for
+                    fail_on=(),
+                )
+            return server
 
-    try:
         yield start
-    finally:
-        for server in started:
-            server.stop()
 
 
 def _get(server: Gunicorn, client: requests.Session, path: str, **kwargs: Any) -> requests.Response:
@@ -403,7 +331,7 @@ def test_one_worker_memory_store_from_a_toml_file(gunicorn: Callable[..., Gunico
     )
     env = _environment(FIXGUARD_CONFIG=str(config), FIXGUARD_SECRET_KEY=secrets.token_urlsafe(48))
     server = gunicorn(app, env)
-    assert "fixguard: configuration checked; store: MemoryStore" in server.text()
+    assert "fixguard: configuration checked; store: MemoryStore" in server.log_text()
 
     attacker, victim, planted = _plant_and_login(server, "fixguard")
     assert "session" not in attacker.cookies and "session" not in victim.cookies  # kept server-side
@@ -423,11 +351,11 @@ def test_one_worker_memory_store_from_a_toml_file(gunicorn: Callable[..., Gunico
     # Adding a worker at run time (kill -TTIN) is refused too: sessions would not be shared.
     os.kill(server.proc.pid, signal.SIGTTIN)
     deadline = time.monotonic() + TIMEOUT
-    while "Keeping 1 worker(s)" not in server.text():
-        assert time.monotonic() < deadline, server.text()
+    while "Keeping 1 worker(s)" not in server.log_text():
+        assert time.monotonic() < deadline, server.log_text()
         time.sleep(0.05)
     time.sleep(0.5)  # time for a worker that should not exist to boot
-    assert len(server.worker_pids()) == 1, server.text()
+    assert len(server.booted_pids()) == 1, server.log_text()
 
 
 @pytest.mark.slow
@@ -442,7 +370,7 @@ def test_two_workers_share_redis(gunicorn: Callable[..., Gunicorn], redis_server
         FIXGUARD_REDIS_PREFIX=prefix,
     )
     server = gunicorn("examples.basic_auth_app:app", env, workers=2)
-    workers = server.worker_pids()
+    workers = server.booted_pids()
     assert len(workers) == 2
     attacker, _, planted = _plant_and_login(server, "fixguard")
 
@@ -456,17 +384,17 @@ def test_two_workers_share_redis(gunicorn: Callable[..., Gunicorn], redis_server
             timeout=TIMEOUT,
         )
         assert response.status_code == 401 and response.text.strip() == FIXGUARD_401, response.text
-        pid, status = server.served_by(probe)
+        pid, status = served_by(server, probe)
         assert status == 401
         return pid
 
-    first_hold = server.hold()  # worker X
+    first_hold = hold(server)  # worker X
     first = replay("replay-1")  # worker Y
-    second_hold = server.hold()  # Y again, the only free one
+    second_hold = hold(server)  # Y again, the only free one
     time.sleep(0.3)  # let Y take it before X is freed
-    server.release(first_hold)
+    release(first_hold)
     second = replay("replay-2")  # X
-    server.release(second_hold)
+    release(second_hold)
     assert {first, second} == workers, (first, second, workers)
 
     # Everything fixguard knows is in the tests' Redis, under the configured prefix.
@@ -494,8 +422,8 @@ def test_gunicorn_refuses_to_start(
 ) -> None:
     env = _environment(FIXGUARD_SECRET_KEY=secrets.token_urlsafe(48), FIXGUARD_SECURE="false")
     server = gunicorn("examples.basic_auth_app:app", {**env, **settings}, workers=workers, ready=False)
-    assert server.wait_exit() != 0
-    text = server.text()
+    assert server.wait_exit(START_TIMEOUT) != 0
+    text = server.log_text()
     for part in expect:
         assert part in text, text
     assert "Booting worker" not in text  # refused in the master, before any worker started
