@@ -29,6 +29,7 @@ _ID_LEN = len(secrets.token_urlsafe(ID_BYTES))  # 43
 _SIG_LEN = 43  # HMAC-SHA256, base64url without padding
 _SIGNED_LEN = _ID_LEN + 1 + _SIG_LEN
 _URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 to base64url, in C
+_MEMO_SIZE = 8192  # verified cookie values remembered (a few MB at most)
 _KEY_LEN = 32  # the store key: the signature's first 24 bytes (192 bits), base64url
 
 
@@ -69,6 +70,7 @@ class IDAuthority:
     def __init__(self, secret_key: bytes, fallback_keys: tuple[bytes, ...] = ()) -> None:
         self._current = _Keyring(secret_key)
         self._all = (self._current, *(_Keyring(k) for k in fallback_keys))
+        self._verified: dict[str, VerifiedID] = {}
 
     def mint(self) -> tuple[VerifiedID, str]:
         """A fresh ID and the signed value to send to the client."""
@@ -85,7 +87,17 @@ class IDAuthority:
         padding), recomputed with the one-shot ``hmac.digest`` and compared
         with ``hmac.compare_digest`` in constant time. Cheap shape checks come
         first, so hostile input costs no HMAC at all.
+
+        Values that verified are remembered (bounded), so a session's every
+        later request skips the HMAC: a signature that checked out once always
+        will under the same keys. Only our own signed values ever enter the
+        memo, so hostile input cannot fill it; a miss costs one dict lookup,
+        whose string hash is keyed per process, so timing reveals nothing of
+        the values held.
         """
+        known = self._verified.get(value)
+        if known is not None:
+            return known
         if len(value) != _SIGNED_LEN or value[_ID_LEN] != ".":
             return None
         try:
@@ -96,7 +108,11 @@ class IDAuthority:
         for ring in self._all:
             expected = b2a_base64(hmac.digest(ring.sign_key, sid, "sha256"), newline=False)
             if hmac.compare_digest(expected[:_SIG_LEN].translate(_URLSAFE), sig):
-                return VerifiedID(value[:_ID_LEN], value[_ID_LEN + 1 : _ID_LEN + 1 + _KEY_LEN])
+                vid = VerifiedID(value[:_ID_LEN], value[_ID_LEN + 1 : _ID_LEN + 1 + _KEY_LEN])
+                if len(self._verified) >= _MEMO_SIZE:
+                    self._verified.clear()
+                self._verified[value] = vid
+                return vid
         return None
 
     def successor(self, sid: str) -> tuple[VerifiedID, str]:

@@ -49,3 +49,18 @@ def test_successor_is_deterministic_and_server_keyed() -> None:
     assert a == b and a[0].sid != vid.sid
     assert ids.verify(a[1]) == a[0]
     assert IDAuthority(OLD).successor(vid.sid)[0].sid != a[0].sid
+
+
+def test_verified_values_are_remembered_boundedly_and_only_when_valid() -> None:
+    import fixguard.ids as ids_module
+
+    ids = IDAuthority(KEY)
+    _, signed = ids.mint()
+    forged = signed[:-1] + ("A" if signed[-1] != "A" else "B")
+    assert ids.verify(forged) is None
+    assert forged not in ids._verified  # hostile input never enters the memo
+    first = ids.verify(signed)
+    assert ids._verified[signed] == first and ids.verify(signed) == first
+    for _ in range(ids_module._MEMO_SIZE + 5):
+        ids.verify(ids.mint()[1])
+    assert len(ids._verified) <= ids_module._MEMO_SIZE
