@@ -524,6 +524,7 @@ class _Exchange:
         except ValueError:
             code = 500
         out, updates, signals, subject = self.scan(headers)
+        race_checked = False
         if not (updates or signals or self.rules) and ENVIRON_SIGNALS not in environ:
             # Nothing set, no signal: the two common requests decide almost nothing.
             record = self.record
@@ -533,6 +534,7 @@ class _Exchange:
                 if self.raced():  # a read-only session: only the race, the slide and renewal matter
                     self.replacement = self.conflict_response()
                     return out
+                race_checked = True
                 now = self.now  # when the record was read: close enough to decide a lazy slide
                 if now - record.touched <= self.g.slide_after and not self.renewal_due(record, now):
                     return out
@@ -542,7 +544,7 @@ class _Exchange:
             subject = str(subject)[:_MAX_SUBJECT] or None
         signals.extend(r.signal for r in self.rules if r.status_ok(code))
 
-        if self.record is not None and not self.freeze_token and self.raced():
+        if not race_checked and self.record is not None and not self.freeze_token and self.raced():
             self.replacement = self.conflict_response()
             return out
         if self.g.token_paths and "logout" not in signals and ROTATING_SIGNALS.intersection(signals):
