@@ -237,14 +237,16 @@ class Settings:
         login_rules = _rules("login", login)
         logout_rules = _rules("logout", logout)
         elevate_rules = _rules("elevate", elevate)
-        seen: dict[tuple[str, str, str | None], str] = {}
+        seen: dict[tuple[str, str], Rule] = {}
         for rule in (*login_rules, *logout_rules, *elevate_rules):
-            spot = (rule.method, rule.path, rule.status)
-            if spot in seen and seen[spot] != rule.signal:
+            spot = (rule.method, rule.path)
+            other = seen.setdefault(spot, rule)
+            if other.signal != rule.signal:
                 raise ConfigError(
-                    f"rule {rule.text!r} is both a {seen[spot]} and a {rule.signal} rule: keep one"
+                    f"{other.signal} rule {other.text!r} and {rule.signal} rule {rule.text!r} both name "
+                    f"the same request ({rule.method} {rule.path}; runs of '/' and a trailing '/' do not "
+                    "count): one request cannot be two signals, keep one"
                 )
-            seen[spot] = rule.signal
         return cls(
             secret_key=key,
             fallback_keys=fallbacks,
@@ -432,6 +434,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("redis_prefix", TEXT, store=True),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
+_RULE_OPTIONS = frozenset(("login", "logout", "elevate", "token_passthrough"))
 _BY_ENV = {option.env: option for option in OPTIONS}
 
 #: Keywords that only Python can give, and what to do instead.
@@ -458,6 +461,12 @@ def _read(option: Option, where: str, raw: Any, *, from_env: bool) -> Any:
     elif option.kind is KEYS:
         for number, key in enumerate(value, 1):
             check_key(f"{where} (key {number})", key)
+    elif option.name in _RULE_OPTIONS:
+        for text in value:
+            try:
+                parse_rule(option.name, text)
+            except RuleError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
     return value
 
 

@@ -542,7 +542,9 @@ class _Exchange:
         subject = environ.get(ENVIRON_SUBJECT) or subject
         if subject is not None:
             subject = str(subject)[:_MAX_SUBJECT] or None
-        signals.extend(r.signal for r in self.rules if r.status_ok(code))
+        if self.rules:
+            location = next((v for k, v in out if k.lower() == "location"), None)
+            signals.extend(r.signal for r in self.rules if r.counts(code, location, self.path))
 
         if not race_checked and self.record is not None and not self.freeze_token and self.raced():
             self.replacement = self.conflict_response()
