@@ -36,11 +36,14 @@ from .events import Event, EventSink
 from .ids import IDAuthority, VerifiedID
 from .record import (
     ALIAS,
+    CHAIN,
+    FORWARDING,
     LIVE,
     NO_SESSION,
     RENEWED,
     RETIRED,
     ROTATING,
+    SNAPSHOT,
     CorruptRecord,
     Record,
     SessionInfo,
@@ -61,7 +64,7 @@ from .signals import (
 from .signals import (
     ROTATING as ROTATING_SIGNALS,
 )
-from .stores.base import Store, StoreError
+from .stores.base import MAX_HOPS, Handover, Outcome, Store, StoreError
 from .stores.memory import MemoryStore
 from .tokens import TOKEN_PREFIX, dump_json, extract, is_json, load_json, parse_authorization, parse_paths
 from .tokens import replace as replace_tokens
@@ -262,7 +265,10 @@ class _Exchange:
     minted: Sequence[str] = ()  # fixguard tokens for the login response's body
     pending: _Pending | None = None  # a login response held back to swap its tokens
     processed = False
-    rotating_rule = False
+    rotating = False  # a login/elevate rule matched (or credentials were seen): freeze first
+    head_key = ""  # store key of the newest record of the session's chain
+    head: Record | None = None  # that record, as read (live)
+    from_snapshot = False  # the client named an older ID: ``record`` is its snapshot
     outcome_fingerprint: str | None = None
     replacement: tuple[str, Headers, bytes] | None = None
     now = 0.0  # wall-clock time the session was read
@@ -276,7 +282,7 @@ class _Exchange:
         self.path: str = environ.get("PATH_INFO", "") or "/"
         self.rules: list[Rule] = guard.rules.match(self.method, self.path)
         if self.rules:
-            self.rotating_rule = any(r.signal in ROTATING_SIGNALS for r in self.rules)
+            self.rotating = any(r.signal in ROTATING_SIGNALS for r in self.rules)
         self.outcome: Headers = []
 
     # -- request phase ---------------------------------------------------------------
@@ -373,50 +379,72 @@ class _Exchange:
         return True
 
     def load(self) -> None:
-        """Look the presented ID up (freezing it first for a login rule) and classify it.
+        """Look the presented ID up (freezing first for a login) and find its chain's head.
 
-        A renewed ID within its grace window stands for its successor: the
-        request goes on under the successor and the client is told its ID.
+        A token's alias leads to its session's chain, the chain to the newest
+        ID. A renewed ID within its grace window stands for its successor (the
+        client is told it). A snapshot (an ID the session has moved on from
+        by a write) runs with its own jar, as an old cookie value would, but
+        only while the chain it belongs to is alive: its head is followed, and
+        a dead or frozen head decides for it. A login freezes the head.
         """
         g = self.g
-        token = secrets.token_hex(8) if self.rotating_rule else ""
+        token = secrets.token_hex(8) if self.rotating else ""
+        vid = self.vid
+        assert vid is not None
+        key = vid.key
+        value = g.store.freeze(key, token) if token else g.store.get(key)
+        self.read_at = time.monotonic()
+        presented = True  # the record in hand is the one the client named
+        snapshot: Record | None = None
+        snapshot_value = ""
         record: Record | None = None
-        for _ in range(_MAX_RENEWAL_HOPS):
-            vid = self.vid
-            assert vid is not None
-            value = g.store.freeze(vid.key, token) if token else g.store.get(vid.key)
-            self.read_at = time.monotonic()
+        for hop in range(MAX_HOPS):
             if value is None:
-                self.emit("expired", reason="unknown")
+                self.emit("expired", reason="unknown" if presented else "ended")
                 self.clear_cookie = True
                 return
-            self.value = value
             try:
                 record = decode(value)
             except CorruptRecord as exc:
                 self.emit("corrupt_record", reason=str(exc)[:80])
                 self.clear_cookie = True
                 return
-            if token and record.state == ROTATING and record.token == token:
+            state = record.state
+            if token and state == ROTATING and record.token == token:
                 # our own freeze, seen again because the store client retried the call
-                record = replace(record, state=LIVE)
-            if record.state == ALIAS:
-                if not self.via_token or self.token_slot >= 0:
+                record, state = replace(record, state=LIVE), LIVE
+            if state == ALIAS:
+                if not self.via_token or hop:
                     self.emit("bad_cookie", reason="a token's ID presented as a cookie")
                     return
                 self.token_slot = record.slot
-                self.vid = VerifiedID("", record.parent)
-                continue
-            if self.via_token and self.token_slot < 0:
+                key = record.parent
+            elif state == CHAIN:
+                if self.token_slot < 0 or hop != 1:
+                    self.emit("bad_cookie", reason="a chain presented as an ID")
+                    return
+                key = record.next
+            elif self.via_token and self.token_slot < 0:
                 self.emit("bad_token", reason="a cookie's ID presented as a token")
                 return
-            if record.state != RENEWED or not vid.sid:
+            elif state == RENEWED and presented and vid.sid:
+                succ, self.reissue = g.ids.successor(vid.sid)
+                self.vid = vid = succ
+                key = succ.key
+            elif state in FORWARDING and record.next:  # a snapshot, or a renewed one reached by pointer
+                if presented and state == SNAPSHOT:
+                    snapshot, snapshot_value, presented = record, value, False
+                key = record.next
+            else:
                 break
-            self.vid, self.reissue = g.ids.successor(vid.sid)
-        if record is None or record.state in (RENEWED, ALIAS):
-            self.emit("expired", reason="renewed")
+            value = g.store.freeze(key, token) if token else g.store.get(key)
+        else:
+            self.emit("expired", reason="too many hops")
             self.clear_cookie = True
             return
+        assert record is not None
+        self.head_key = key
         if record.state == RETIRED:
             self.retired_seen = record
             self.emit("fixation_blocked", reason=record.reason or "retired", action=g.settings.on_fixation)
@@ -424,22 +452,30 @@ class _Exchange:
             return
         if record.state == ROTATING:
             self.frozen_elsewhere = True
-            self.emit("frozen_request", login=self.rotating_rule)
+            self.emit("frozen_request", login=self.rotating)
+            return
+        if record.state != LIVE:
+            self.emit("expired", reason="renewed")
+            self.clear_cookie = True
             return
         self.now = now = time.time()
         s = g.settings
         if now - record.created > s.absolute_timeout or now - record.touched > s.idle_timeout:
             self.emit("expired", reason="timeout")
             self.clear_cookie = True
-            assert self.vid is not None
-            g.store.delete(self.vid.key)
+            self.head_key = ""
+            g.store.delete(key)
             return
-        self.record = record
+        self.head = record
         if token:
             self.freeze_token = token
             self.read_guard = record.guard[:1] + ROTATING + token
         else:
             self.read_guard = record.guard
+        if snapshot is not None:
+            self.record, self.value, self.from_snapshot = snapshot, snapshot_value, True
+        else:
+            self.record, self.value = record, value
 
     def info(self) -> SessionInfo:
         record, vid = self.record, self.vid
@@ -535,6 +571,8 @@ class _Exchange:
                     self.replacement = self.conflict_response()
                     return out
                 race_checked = True
+                if self.from_snapshot:
+                    return out  # an older ID is never slid nor renewed: it only serves its window
                 now = self.now  # when the record was read: close enough to decide a lazy slide
                 if now - record.touched <= self.g.slide_after and not self.renewal_due(record, now):
                     return out
@@ -578,9 +616,11 @@ class _Exchange:
         elif self.frozen_elsewhere:
             return out  # inert: neither sets nor clears the cookie, stores nothing
         elif self.freeze_token:
-            self.unfreeze(now, updates)
+            self.failed_login(now, updates)
         elif self.record is not None:
-            if self.renewal_due(self.record, now):
+            if self.from_snapshot:
+                self.branch(now, updates)
+            elif self.renewal_due(self.record, now):
                 self.renew(now, updates)
             else:
                 self.update(now, updates)
@@ -600,13 +640,27 @@ class _Exchange:
         return out
 
     def raced(self) -> bool:
-        """Did this request take long enough that a login may have frozen its session meanwhile?"""
+        """Did this request take long enough that a login may have frozen its session meanwhile?
+
+        A head that a parallel write or renewal moved on (snapshot, renewed) is
+        no race as long as the chain still leads to a live head.
+        """
         if time.monotonic() - self.read_at <= self.g.settings.settle_time:
             return False
-        assert self.vid is not None
-        current = self.g.store.get(self.vid.key)
+        store = self.g.store
+        current = store.get(self.head_key)
         if current is not None and guard_of(current) == self.read_guard:
             return False
+        for _ in range(MAX_HOPS):
+            try:
+                record = decode(current) if current is not None else None
+            except CorruptRecord:
+                record = None
+            if record is None or record.state not in (SNAPSHOT, RENEWED) or not record.next:
+                break
+            current = store.get(record.next)
+            if current is not None and guard_of(current)[1:2] == LIVE:
+                return False
         self.emit("race_blocked")
         return True
 
@@ -618,6 +672,7 @@ class _Exchange:
         subject: str | None,
         app_tokens: list[str] | None = None,
     ) -> None:
+        """Login or elevate: a fresh ID for the session, and the chain it came from ends."""
         g, old = self.g, self.record
         base = old.jar if old is not None else {}
         jar = _apply(base, updates, now)
@@ -626,38 +681,101 @@ class _Exchange:
             created = old.created
             subject = subject or old.subject
         bearer = tuple(app_tokens) if app_tokens and any(app_tokens) else ()
-        new_key = self.create(now, jar, authenticated=now, subject=subject, created=created, bearer=bearer)
-        self.minted = [self.alias(new_key, slot, now) if t else "" for slot, t in enumerate(bearer)]
+        chain = ("chain:" + secrets.token_hex(20)) if bearer else ""
+        fresh = Record(LIVE, created, now, "", now, subject, jar, bearer=bearer, chain=chain)
+        new, signed = g.ids.mint()
+        old_key = self.head_key or (self.vid.key if self.vid is not None else "")
+        old_created = self.head.created if self.head is not None else None
+        tomb = tombstone(old_created if old_created is not None else now, now, kind)
+        outcome = g.store.handover(
+            Handover(
+                new.key,
+                encode(fresh),
+                g.live_ttl(fresh, now),
+                old_key=old_key,
+                old_value=encode(tomb),
+                old_ttl=g.tomb_ttl(old_created, now),
+                force=True,
+                subject=subject or "",
+                subject_ttl=g.settings.absolute_timeout,
+            )
+        )
+        if not self.landed(outcome, new.key, encode(fresh)):
+            return
+        if kind == "elevate" and self.head is not None and _retired(outcome.old):
+            # revoked while the elevation ran: the elevated session must not outlive the revoke
+            g.store.retire(new.key, encode(tomb), g.tomb_ttl(created, now))
+            self.emit("write_lost", reason="session revoked during elevate")
+            self.clear_cookie = True
+            return
+        self.hand_out(new, signed)
+        if chain:
+            g.store.create(chain, encode(Record(CHAIN, now, now, next=new.key)), g.settings.absolute_timeout)
+        parent = chain or new.key
+        self.minted = [self.alias(parent, slot, now) if t else "" for slot, t in enumerate(bearer)]
         if self.foreign_token:
             burn = tombstone(now, now, "burned")
             g.store.retire(g.burn_key(self.foreign_token), encode(burn), g.settings.absolute_timeout)
-        if subject:
-            g.store.link(subject, new_key, g.settings.absolute_timeout)
-        if self.vid is not None:
-            self.retire(kind, now)
-        self.emit("rotation", signal=kind, new=self.outcome_fingerprint, rule=bool(self.freeze_token))
+        self.emit("rotation", signal=kind, new=new.fingerprint, rule=bool(self.freeze_token))
+
+    def landed(self, outcome: Outcome, key: str, value: str) -> bool:
+        """Did the handover's new record really get stored (a replayed call counts), unrevoked?"""
+        if outcome.created:
+            return True
+        current = self.g.store.get(key)
+        if current == value:
+            return True  # our own write, reported as "exists" by a replayed pipeline
+        if current is not None and not _retired(current):
+            raise StoreError("a fresh session key was already taken")
+        self.emit("write_lost", reason="session revoked during the request")
+        self.clear_cookie = True
+        return False
+
+    def hand_out(self, vid: VerifiedID, signed: str) -> None:
+        """Queue the cookie for the session's new ID."""
+        self.outcome.append(("Set-Cookie", self.g.writer.set(signed)))
+        self.outcome_fingerprint = vid.fingerprint
 
     def logout(self, now: float, updates: list[SetCookie]) -> None:
-        if self.vid is not None:
-            self.retire("logout", now)
+        """End the chain (its head becomes a tombstone); a fresh anonymous jar gets a fresh ID."""
+        g = self.g
+        key = self.head_key or (self.vid.key if self.vid is not None else "")
+        if key:
+            head = self.head
+            created = head.created if head is not None else None
+            tomb = tombstone(created if created is not None else now, now, "logout")
+            ttl = g.tomb_ttl(created, now)
+            if head is None or head.authenticated is None:
+                ttl = min(ttl, g.settings.renew_grace)  # nothing worth refusing beyond the window
+            g.store.retire(key, encode(tomb), ttl)
         jar = _apply({}, updates, now)
         if jar:
             self.create(now, jar, authenticated=None, subject=None, created=now)
         else:
-            self.outcome.append(("Set-Cookie", self.g.writer.clear))
+            self.outcome.append(("Set-Cookie", g.writer.clear))
         self.emit("logout")
 
-    def unfreeze(self, now: float, updates: list[SetCookie]) -> None:
-        """A login that did not succeed: the session goes on, with what the app wrote to it."""
-        record, vid = self.record, self.vid
-        assert record is not None and vid is not None
-        jar = _apply(record.jar, updates, now)
-        thawed = replace(record, state=LIVE, token=self.freeze_token, jar=jar)
-        if self.g.store.replace(vid.key, self.read_guard, encode(thawed), None):
-            self.emit("unfrozen")
+    def failed_login(self, now: float, updates: list[SetCookie]) -> None:
+        """A login that did not count: the session goes on, and what the app wrote gets a new ID.
+
+        Never under the presented ID: a login that logged the user in and then
+        failed (an error after ``login_user()``) must not leave the logged-in
+        jar where the planted ID can reach it.
+        """
+        record, head = self.record, self.head
+        assert record is not None and head is not None
+        jar = _apply(record.jar, updates, now) if updates else record.jar
+        changed = _values_differ(jar, record.jar)
+        if changed and not self.from_snapshot:
+            self.copy(now, jar)  # the frozen head becomes a snapshot of what it had
         else:
-            self.emit("write_lost", reason="record changed during login")
+            thawed = replace(head, state=LIVE, token=self.freeze_token)
+            if not self.g.store.replace(self.head_key, self.read_guard, encode(thawed), None):
+                self.emit("write_lost", reason="record changed during login")
+            if changed:
+                self.copy(now, jar, branch=True)
         self.freeze_token = ""
+        self.emit("unfrozen", moved=changed)
 
     def renewal_due(self, record: Record, now: float) -> bool:
         """An authenticated ID older than ``renew_after`` (pre-login IDs are never renewed)."""
@@ -667,51 +785,128 @@ class _Exchange:
             and record.authenticated is not None
             and not record.bearer  # tokens point at this key: it must not move
             and not self.reissue
+            and not self.from_snapshot
+            and self.vid is not None
+            and bool(self.vid.sid)
             and now - record.age_start > after
         )
 
     def renew(self, now: float, updates: list[SetCookie]) -> None:
         """Move the session to its derived successor; the old ID answers for a grace window.
 
-        The successor is created first, then the old record swapped to
-        "renewed" by compare-and-set: whoever sees "renewed" finds the
-        successor already there, and concurrent renewals agree on one ID.
+        One handover: the successor is indexed and created, then the old record
+        swapped to "renewed" by compare-and-set. Whoever sees "renewed" finds
+        the successor already there; concurrent renewals agree on one ID; a
+        revoke at any moment ends the successor too.
         """
         g, record, vid = self.g, self.record, self.vid
         assert record is not None and vid is not None
         jar = _apply(record.jar, updates, now) if updates else record.jar
+        if _values_differ(jar, record.jar):
+            self.copy(now, jar)  # a write mints a fresh ID anyway
+            return
         succ, signed = g.ids.successor(vid.sid)
-        fresh = replace(record, state=LIVE, token="", jar=jar, touched=now, issued=now)
-        created = g.store.create(succ.key, encode(fresh), g.live_ttl(fresh, now))
-        old = replace(record, state=RENEWED, jar=jar, touched=now)
+        fresh = replace(record, state=LIVE, token="", jar=jar, touched=now, issued=now, next="")
+        old = replace(record, state=RENEWED, token="", jar=jar, touched=now, next=succ.key)
         grace = min(g.settings.renew_grace, max(0.001, g.live_ttl(record, now)))
-        if not g.store.replace(vid.key, self.read_guard, encode(old), grace):
-            current = g.store.get(vid.key)
-            if current is None or guard_of(current)[1:2] != RENEWED:
-                if created:
-                    g.store.delete(succ.key)
-                self.emit("write_lost", reason="record changed before renewal")
+        outcome = g.store.handover(
+            Handover(
+                succ.key,
+                encode(fresh),
+                g.live_ttl(fresh, now),
+                old_key=self.head_key,
+                old_guard=self.read_guard,
+                old_value=encode(old),
+                old_ttl=grace,
+                subject=record.subject or "",
+                subject_ttl=g.settings.absolute_timeout,
+                unlink=self.head_key,
+            )
+        )
+        if not outcome.swapped and (outcome.old or "")[1:2] != RENEWED:
+            if outcome.created:
+                g.store.delete(succ.key)
+            self.emit("write_lost", reason="record changed before renewal")
+            return
+        if not outcome.created:
+            current = g.store.get(succ.key)
+            if current is None or _retired(current):
+                self.emit("write_lost", reason="session revoked during renewal")
+                self.clear_cookie = True
                 return
-        elif record.subject:
-            g.store.link(record.subject, succ.key, g.settings.absolute_timeout)
-        self.outcome.append(("Set-Cookie", g.writer.set(signed)))
-        self.outcome_fingerprint = succ.fingerprint
+        self.hand_out(succ, signed)
         self.emit("renewal", new=succ.fingerprint)
 
     def update(self, now: float, updates: list[SetCookie]) -> None:
-        record, vid = self.record, self.vid
-        assert record is not None and vid is not None
+        """A request on the newest ID: a jar change moves the session to a new ID; else maybe a slide."""
+        record = self.record
+        assert record is not None
         slide = now - record.touched > self.g.slide_after
         if not updates and not slide:
             return  # the common read-only request: nothing to compare, nothing to write
         jar = _apply(record.jar, updates, now) if updates else record.jar
-        changed = not _same_jar(jar, record.jar, self.g.slide_after)
-        if not changed and not slide:
+        if _values_differ(jar, record.jar):
+            self.copy(now, jar)
             return
-        fresh = replace(record, jar=jar, touched=now if slide else record.touched)
-        ttl = self.g.live_ttl(fresh, now) if slide else None
-        if not self.g.store.replace(vid.key, self.read_guard, encode(fresh), ttl):
+        if not slide:
+            return  # the same values re-sent (a fresh expiry, a default Path): no write
+        fresh = replace(record, jar=jar, touched=now)
+        ttl = self.g.live_ttl(fresh, now)
+        if not self.g.store.replace(self.head_key, self.read_guard, encode(fresh), ttl):
             self.emit("write_lost", reason="record changed during request")
+
+    def branch(self, now: float, updates: list[SetCookie]) -> None:
+        """A request on an older ID (a snapshot): a write gets a new ID of its own, nothing else."""
+        record = self.record
+        assert record is not None
+        if not updates:
+            return
+        jar = _apply(record.jar, updates, now)
+        if _values_differ(jar, record.jar):
+            self.copy(now, jar, branch=True)
+
+    def copy(self, now: float, jar: Jar, branch: bool = False) -> None:
+        """Copy-on-write: the session with ``jar`` under a fresh ID, in one round trip.
+
+        The head becomes a snapshot of what it had, pointing at the new ID, for
+        ``renew_grace`` (parallel requests still holding it keep working), never
+        longer than it would have lived. A ``branch`` (from an older ID) leaves
+        the head alone. Created, authenticated, subject and tokens carry over.
+        """
+        g, record = self.g, self.record
+        assert record is not None
+        new, signed = g.ids.mint()
+        fresh = replace(record, state=LIVE, token="", jar=jar, touched=now, issued=now, next="")
+        chain_value = encode(Record(CHAIN, record.created, now, next=new.key)) if record.chain else ""
+        move = Handover(
+            new.key,
+            encode(fresh),
+            g.live_ttl(fresh, now),
+            subject=record.subject or "",
+            subject_ttl=g.settings.absolute_timeout,
+            chain_key=record.chain,
+            chain_value=chain_value,
+        )
+        head = self.head
+        if not branch and head is not None:
+            snapshot = replace(head, state=SNAPSHOT, token="", next=new.key)
+            grace = min(g.settings.renew_grace, max(0.001, g.live_ttl(head, now)))
+            move = replace(
+                move,
+                old_key=self.head_key,
+                old_guard=self.read_guard,
+                old_value=encode(snapshot),
+                old_ttl=grace,
+                unlink=self.head_key,
+            )
+        outcome = g.store.handover(move)
+        if not outcome.swapped and (outcome.old or "")[1:2] not in (SNAPSHOT, RENEWED):
+            # frozen by a login, ended or expired meanwhile: this write must not survive it
+            g.store.delete(new.key)
+            self.emit("write_lost", reason="record changed during request")
+            return
+        if self.landed(outcome, new.key, encode(fresh)):
+            self.hand_out(new, signed)
 
     def create(
         self,
@@ -720,17 +915,15 @@ class _Exchange:
         authenticated: float | None,
         subject: str | None,
         created: float,
-        bearer: tuple[str, ...] = (),
     ) -> str:
-        """Store a new record under a fresh ID, queue its cookie; returns the store key."""
+        """Store a new anonymous record under a fresh ID, queue its cookie; returns the store key."""
         g = self.g
-        record = Record(LIVE, created, now, "", authenticated, subject, jar, bearer=bearer)
+        record = Record(LIVE, created, now, "", authenticated, subject, jar)
         ttl = g.live_ttl(record, now)
         for _ in range(3):
             vid, signed = g.ids.mint()
             if g.store.create(vid.key, encode(record), ttl):
-                self.outcome.append(("Set-Cookie", g.writer.set(signed)))
-                self.outcome_fingerprint = vid.fingerprint
+                self.hand_out(vid, signed)
                 return vid.key
         raise StoreError("could not create a session record under a fresh key")
 
@@ -778,13 +971,6 @@ class _Exchange:
         self.server_start_response(pending.status, out, pending.exc_info)
         return data
 
-    def retire(self, reason: str, now: float) -> None:
-        vid, old = self.vid, self.record
-        assert vid is not None
-        created = old.created if old is not None else None
-        tomb = tombstone(created if created is not None else now, now, reason)
-        self.g.store.retire(vid.key, encode(tomb), self.g.tomb_ttl(created, now))
-
     def abandon(self) -> None:
         """The app failed before answering: undo our freeze so the session is not lost."""
         if not self.freeze_token or (self.processed and self.pending is None):
@@ -792,7 +978,7 @@ class _Exchange:
         self.pending = None
         self.processed = True
         try:
-            self.unfreeze(time.time(), [])
+            self.failed_login(time.time(), [])
         except StoreError as exc:
             self.emit("store_unavailable", reason=type(exc).__name__)
 
@@ -939,20 +1125,18 @@ def _apply(jar: Jar, updates: list[SetCookie], now: float) -> Jar:
     return out
 
 
-def _same_jar(a: Jar, b: Jar, tolerance: float) -> bool:
-    """Equal for storage purposes: an expiry that only drifted forward is not a change.
+def _retired(value: str | None) -> bool:
+    """Is this stored value a tombstone?"""
+    return value is not None and guard_of(value)[1:2] == RETIRED
 
-    Apps that refresh a cookie's expiry on every response (Flask's permanent
-    sessions do) would otherwise cost a store write per request.
+
+def _values_differ(a: Jar, b: Jar) -> bool:
+    """A change that is a write: a cookie set, changed or deleted.
+
+    A re-send of the same value with other attributes (a fresh expiry, a
+    default Path taken from the request path) is no write: apps that refresh
+    their cookie on every response must not cost a new ID per request.
     """
     if a.keys() != b.keys():
-        return False
-    for name, x in a.items():
-        y = b[name]
-        if x == y:
-            continue
-        if x.value != y.value or x.path != y.path or x.expires is None or y.expires is None:
-            return False
-        if abs(x.expires - y.expires) > tolerance:
-            return False
-    return True
+        return True
+    return any(a[name].value != b[name].value for name in a)

@@ -4,8 +4,15 @@ A stored value is ``<guard>|<json>``. The guard is the part atomic operations
 compare, so a store can check state without decoding JSON (Redis does it in a
 few lines of Lua): a version digit, a state letter — ``L`` live, ``R``
 rotating (frozen by a login in flight), ``T`` tombstone, ``N`` renewed (its
-successor is live; this one answers for a short grace), ``A`` a bearer
-token's alias pointing at its session — and the token of the last freeze.
+successor is live; this one answers for a short grace), ``S`` snapshot (a
+write moved the session to a new ID; this one keeps the jar it had, for a
+short window), ``A`` a bearer token's alias pointing at its session, ``C`` a
+token session's chain pointer (which ID is its newest) — and the token of the
+last freeze.
+
+IDs are immutable: the jar under an ID never changes. Snapshots and renewed
+records name their successor's key (``next``), so whoever presents an old ID
+can find the newest one and see whether the chain was ended.
 Because the token survives an unfreeze, a request that read the record before
 a freeze cannot write after it, even once the freeze is undone.
 
@@ -22,7 +29,9 @@ from typing import Any, NamedTuple
 from .cookies import Jar, JarCookie
 
 VERSION = "1"
-LIVE, ROTATING, RETIRED, RENEWED, ALIAS = "L", "R", "T", "N", "A"
+LIVE, ROTATING, RETIRED, RENEWED, ALIAS, SNAPSHOT, CHAIN = "L", "R", "T", "N", "A", "S", "C"
+#: States whose ``next`` leads on to a newer record of the same session.
+FORWARDING = frozenset((RENEWED, SNAPSHOT, CHAIN))
 MAX_VALUE = 64 * 1024  # a record larger than this was not written by fixguard
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
@@ -48,8 +57,10 @@ class Record:
     reason: str | None = None
     issued: float | None = None  # when this ID was minted (renewal age); None: at ``created``
     bearer: tuple[str, ...] = ()  # the app's own tokens, by token_fields slot ("" where none)
-    parent: str = ""  # alias only: the store key of the session this token belongs to
+    parent: str = ""  # alias only: the store key of the session (or its chain) this token belongs to
     slot: int = 0  # alias only: which of the session's app tokens it stands for
+    next: str = ""  # snapshot, renewed, chain: the store key of the newer record
+    chain: str = ""  # a session with fixguard tokens: the key of its chain pointer
 
     @property
     def age_start(self) -> float:
@@ -92,7 +103,13 @@ def encode(record: Record) -> str:
     elif record.state == ALIAS:
         body["p"] = record.parent
         body["n"] = record.slot
+    elif record.state == CHAIN:
+        body["x"] = record.next
     else:
+        if record.next:
+            body["x"] = record.next
+        if record.chain:
+            body["h"] = record.chain
         body["t"] = round(record.touched, 3)
         if record.authenticated is not None:
             body["a"] = round(record.authenticated, 3)
@@ -124,7 +141,7 @@ def decode(value: str | bytes) -> Record:
         if len(value) > MAX_VALUE:
             raise CorruptRecord("record too large")
         guard, bar, payload = value.partition("|")
-        if not bar or len(guard) < 2 or guard[0] != VERSION or guard[1] not in "LRTNA":
+        if not bar or len(guard) < 2 or guard[0] != VERSION or guard[1] not in "LRTNASC":
             raise CorruptRecord("unknown record version or state")
         state, token = guard[1], guard[2:]
         if not token.isalnum() and token:
@@ -144,6 +161,14 @@ def decode(value: str | bytes) -> Record:
             if not isinstance(parent, str) or isinstance(slot, bool) or not isinstance(slot, int):
                 raise CorruptRecord("bad alias")
             return Record(ALIAS, created, created, token, parent=parent, slot=slot)
+        nxt = body.get("x", "")
+        if not isinstance(nxt, str) or (state in (SNAPSHOT, CHAIN) and not nxt):
+            raise CorruptRecord("bad successor")
+        if state == CHAIN:
+            return Record(CHAIN, created, created, token, next=nxt)
+        chain = body.get("h", "")
+        if not isinstance(chain, str):
+            raise CorruptRecord("bad chain")
         touched = _time(body, "t")
         authenticated = _time(body, "a") if "a" in body else None
         subject = body.get("s")
@@ -155,7 +180,17 @@ def decode(value: str | bytes) -> Record:
         if not isinstance(bearer, list) or not all(isinstance(b, str) for b in bearer):
             raise CorruptRecord("bad bearer tokens")
         return Record(
-            state, created, touched, token, authenticated, subject, jar, issued=issued, bearer=tuple(bearer)
+            state,
+            created,
+            touched,
+            token,
+            authenticated,
+            subject,
+            jar,
+            issued=issued,
+            bearer=tuple(bearer),
+            next=nxt,
+            chain=chain,
         )
     except CorruptRecord:
         raise

@@ -213,10 +213,9 @@ class RuleSet:
         found = exact.get((method, path), []) + exact.get(("*", path), [])
         if method == "HEAD":
             found += exact.get(("GET", path), [])
+        alias = "GET" if method == "HEAD" else method
         for pattern, rule in self._globs:
-            if (rule.method in ("*", method) or (method == "HEAD" and rule.method == "GET")) and pattern.match(
-                path
-            ):
+            if rule.method in ("*", method, alias) and pattern.match(path):
                 found.append(rule)
         return found
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 from redis.backoff import NoBackoff
+from redis.connection import AbstractConnection
 from redis.retry import Retry
 from webtest import TestApp, TestResponse
 
@@ -162,9 +163,10 @@ def test_a_connection_dropped_mid_command_is_retried_once(
 ) -> None:
     """The server drops the store's connection while a write waits: one retry saves the request.
 
-    ``CLIENT PAUSE WRITE`` holds the request's EVALSHA; ``CLIENT KILL`` then
-    closes its connection under it. With from_url's Retry the script is sent
-    again on a new connection and the request succeeds; without it, 503.
+    ``CLIENT PAUSE WRITE`` holds the request's handover pipeline; ``CLIENT KILL``
+    then closes its connection under it. With from_url's Retry the pipeline is
+    sent again on a new connection, its replayed ``SET NX`` is recognised as
+    ours, and the request succeeds; without it, 503.
     """
     options: dict[str, Any] = {"socket_timeout": 0.5}
     if retries == 0:
@@ -191,7 +193,10 @@ def test_a_connection_dropped_mid_command_is_retried_once(
         admin.close()
     if retries:
         assert res.status_int == 200 and "store_unavailable" not in guarded.kinds()
-        assert guarded.request("GET", "/whoami", cookie).text == "bob"
+        moved = fg_cookie(res)  # the write moved the session to a new ID
+        assert moved and moved != cookie
+        assert guarded.request("GET", "/whoami", moved).text == "bob"
+        assert guarded.request("GET", "/whoami", cookie).text == "alice"  # the old ID: its snapshot
     else:
         assert_unavailable(res)
     store.close()
@@ -351,7 +356,18 @@ class RoundTrips:
         marker = "fixguard-test-" + secrets.token_hex(4)
         self.admin.config_resetstat()
         with self.admin.monitor() as monitor:
-            do()
+            self.trips = 0
+            original = AbstractConnection.send_packed_command
+
+            def counted(conn: Any, command: Any, check_health: bool = True) -> None:
+                self.trips += 1  # one send, then its replies: one round trip (a pipeline included)
+                original(conn, command, check_health)
+
+            AbstractConnection.send_packed_command = counted  # type: ignore[method-assign]
+            try:
+                do()
+            finally:
+                AbstractConnection.send_packed_command = original  # type: ignore[method-assign]
             self.admin.echo(marker)
             sent: list[str] = []
             inside: Counter[str] = Counter()
@@ -398,15 +414,19 @@ def test_round_trips_per_request(wsgi_app: Any, redis_store: RedisStore, redis_s
         assert sent == [] and stats == Counter()  # no cookie, nothing set: 0
 
         sent, _ = tally.measure(run("GET", "/whoami", cookie))
-        assert sent == ["GET"]  # read-only session: 1
+        assert sent == ["GET"] and tally.trips == 1  # read-only session: 1
         assert responses[-1].text == "alice"
 
         sent, stats = tally.measure(run("GET", "/set?v=bob", cookie))
-        assert sent == ["GET", "EVALSHA"]  # session write: 2 (lookup + compare-and-set)
-        assert stats == Counter({"get": 2, "evalsha": 1, "set": 1})  # the script's GET + SET inside
+        # session write: a new ID (SET NX), the old one a snapshot (compare-and-set): 2 round trips
+        assert sent == ["GET", "SET", "EVAL"] and tally.trips == 2
+        assert stats == Counter({"get": 2, "eval": 1, "set": 2})  # the script's GET + SET inside
+        cookie = fg_cookie(responses[-1])
+        assert cookie
 
         sent, stats = tally.measure(run("POST", "/login", cookie))
-        assert sent == ["EVALSHA", "SET", "SET"]  # login: freeze, SET NX new, SET tombstone: 3
+        # login: freeze; then one pipeline: SET NX new, SET tombstone: 2 round trips
+        assert sent == ["EVALSHA", "SET", "SET"] and tally.trips == 2
         assert stats == Counter({"evalsha": 1, "get": 1, "set": 3})
         rotated = fg_cookie(responses[-1])
         assert rotated

@@ -10,6 +10,12 @@ tombstone lifetimes are enforced.
 Writes are update-only: :meth:`Store.replace` never creates a key, so a request
 that finishes after its session was rotated, retired or expired cannot bring
 the old record back (Django ticket #21608 is the bug this avoids).
+
+A session that changes moves to a new ID (:meth:`Store.handover`): the new
+record is created, the old one swapped to a snapshot or a tombstone, and the
+subject index updated, all in one round trip of single-key commands; the
+order inside it (index, then the new key, then the old one) is what lets
+:meth:`SubjectIndex.revoke` never miss a session that is being created.
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from ..record import RETIRED, CorruptRecord, Record, decode, encode, tombstone
+from ..record import FORWARDING, LIVE, ROTATING, CorruptRecord, Record, decode, encode, tombstone
+
+#: Pointers a reader follows from an old ID to its newest one before giving up.
+MAX_HOPS = 8
+#: How long revoke's tombstone guards a key that an in-flight handover may be about to create.
+PENDING_TOMB_TTL = 60.0
 
 
 class StoreError(Exception):
@@ -58,6 +69,17 @@ class Store(Protocol):
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
 
+    def handover(self, move: Handover) -> Outcome:
+        """Create ``move.new_key`` and swap or overwrite ``move.old_key``, in one round trip.
+
+        In this order, each command on one key: index the new key under the
+        subject (dropping ``unlink``), ``SET NX`` the new record, then either
+        compare-and-set the old key on its guard (``force=False``) or overwrite
+        it unconditionally (a tombstone), then point ``chain_key`` at the new key
+        if that chain still exists. A replayed call (a retried connection) is
+        recognised, not reported as a conflict.
+        """
+
     def link(self, subject: str, key: str, ttl: float) -> None:
         """Index session ``key`` under ``subject`` (see :class:`SubjectIndex`)."""
 
@@ -66,6 +88,39 @@ class Store(Protocol):
 
     def revoke(self, subject: str) -> int:
         """Retire every session of ``subject``; returns how many."""
+
+
+@dataclass(frozen=True, slots=True)
+class Handover:
+    """One move of a session to a new ID (see :meth:`Store.handover`).
+
+    ``old_key=""`` creates only (a branch from a snapshot: nothing to swap).
+    ``old_ttl=None`` keeps the old key's remaining time to live.
+    """
+
+    new_key: str
+    new_value: str
+    new_ttl: float
+    old_key: str = ""
+    old_guard: str = ""
+    old_value: str = ""
+    old_ttl: float | None = None
+    force: bool = False
+    subject: str = ""
+    subject_ttl: float = 0.0
+    unlink: str = ""
+    chain_key: str = ""
+    chain_value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a handover did. ``old`` is the old key's guard when the swap was refused
+    (None: the key was gone), or its previous value after a forced overwrite."""
+
+    created: bool
+    swapped: bool
+    old: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +189,8 @@ class SubjectIndex(ABC):
                     record = decode(value)
                 except CorruptRecord:
                     record = None
-            if record is None or record.state == RETIRED:
-                dead.append(key)
+            if record is None or record.state not in (LIVE, ROTATING):
+                dead.append(key)  # gone, ended, or moved on to a newer ID (indexed on its own)
             else:
                 found.append((key, record))
         if dead:
@@ -151,12 +206,39 @@ class SubjectIndex(ABC):
         return sorted(out, key=lambda s: s.created)
 
     def revoke(self, subject: str) -> int:
-        """End every session of ``subject`` now; their IDs are refused from then on."""
+        """End every session of ``subject`` now; every ID of every chain is refused from then on.
+
+        Each indexed key is followed to its newest record (a write or renewal
+        may have moved it on meanwhile), and that is retired. A key that does
+        not exist yet gets a tombstone too: a handover that indexed it is about
+        to create it, and its ``SET NX`` must then fail.
+        """
         index = subject_index(subject)
         ttl = max(1.0, self._index_ttl(index))
-        live = self._subject_records(subject)
+        members = self._index_members(index)
         now = time.time()
-        for key, record in live:
-            self.retire(key, encode(tombstone(record.created, now, "revoked")), ttl)
-        self._index_remove(index, [key for key, _ in live])
-        return len(live)
+        ended = 0
+        seen: set[str] = set()
+        for first in members:
+            key = first
+            for _ in range(MAX_HOPS):
+                if key in seen:
+                    break
+                seen.add(key)
+                value = self.get(key)
+                if value is None:
+                    self.retire(key, encode(tombstone(now, now, "revoked")), PENDING_TOMB_TTL)
+                    break
+                try:
+                    record = decode(value)
+                except CorruptRecord:
+                    break
+                if record.state in (LIVE, ROTATING):
+                    self.retire(key, encode(tombstone(record.created, now, "revoked")), ttl)
+                    ended += 1
+                    break
+                if record.state not in FORWARDING or not record.next:
+                    break
+                key = record.next
+        self._index_remove(index, members)
+        return ended

@@ -30,7 +30,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("RedisStore needs redis-py: pip install 'fixguard[redis]'") from exc
 
 from ..record import LIVE, ROTATING, VERSION
-from .base import StoreError, SubjectIndex
+from .base import Handover, Outcome, StoreError, SubjectIndex, subject_index
 
 __all__ = ["RedisStore"]
 
@@ -75,10 +75,30 @@ return 1
 """
 )
 
-# KEYS[1] a subject's index set; ARGV: member, TTL in ms. Adds the member and
-# makes the set live at least that long (never shortens it).
+# KEYS[1] key; ARGV: expected guard, new value, TTL in ms ("" keeps the TTL).
+# The handover's swap: like _REPLACE, but says why it refused: 1 if written (or
+# already holding the new value: a replayed pipeline), else the current guard,
+# false if the key is gone.
+_SWAP = (
+    _GUARD
+    + """
+if v == ARGV[2] then return 1 end
+local current = string.sub(v, 1, bar - 1)
+if current ~= ARGV[1] then return current end
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+end
+return 1
+"""
+)
+
+# KEYS[1] a subject's index set; ARGV: member, TTL in ms, member to drop ("" none).
+# Adds the member and makes the set live at least that long (never shortens it).
 _INDEX_ADD = """
 redis.call('SADD', KEYS[1], ARGV[1])
+if ARGV[3] and ARGV[3] ~= '' then redis.call('SREM', KEYS[1], ARGV[3]) end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
@@ -191,11 +211,54 @@ class RedisStore(SubjectIndex):
         k = self.prefix + key
         self._run("DEL", k, lambda: self.client.delete(k))
 
+    def handover(self, move: Handover) -> Outcome:
+        """Index, ``SET NX``, swap or overwrite, re-point the chain: one pipelined round trip.
+
+        Not a transaction (no MULTI): every command is on its own key, so the
+        same call works on Redis Cluster. Scripts go as ``EVAL`` (Redis caches
+        them compiled): a pipeline of ``EVALSHA`` would cost redis-py an extra
+        ``SCRIPT EXISTS`` round trip on every call. The order of the commands is the
+        order of :meth:`Store.handover`; a command refused for the wrong type
+        reads as "gone".
+        """
+        p = self.prefix
+        pipe = self.client.pipeline(transaction=False)
+        if move.subject:
+            index = p + subject_index(move.subject)
+            pipe.eval(_INDEX_ADD, 1, index, move.new_key, _ms(move.subject_ttl), move.unlink)
+        pipe.set(p + move.new_key, move.new_value, px=_ms(move.new_ttl), nx=True)
+        if move.old_key and move.force:
+            pipe.set(p + move.old_key, move.old_value, px=_ms(move.old_ttl or 0.001), get=True)
+        elif move.old_key:
+            ms = "" if move.old_ttl is None else str(_ms(move.old_ttl))
+            pipe.eval(_SWAP, 1, p + move.old_key, move.old_guard, move.old_value, ms)
+        if move.chain_key:
+            pipe.set(p + move.chain_key, move.chain_value, xx=True, keepttl=True)
+        replies = self._run("handover", p + move.new_key, lambda: pipe.execute(raise_on_error=False))
+        for reply in replies:
+            if isinstance(reply, ResponseError) and not str(reply).startswith("WRONGTYPE"):
+                raise StoreError(f"Redis handover failed: {_describe(reply, p + move.new_key)}")
+        at = 1 if move.subject else 0
+        created = replies[at] is True or _text(replies[at]) == "OK"
+        if not move.old_key:
+            return Outcome(created, True)
+        old_reply = replies[at + 1]
+        if isinstance(old_reply, ResponseError):  # another Redis type under the key
+            if move.force:  # a tombstone wins over whatever was there (SET ... GET refused it)
+                self.retire(move.old_key, move.old_value, move.old_ttl or 0.001)
+                return Outcome(created, True, UNREADABLE)
+            return Outcome(created, False, None)
+        if move.force:
+            return Outcome(created, True, _text(old_reply))
+        if old_reply == 1:
+            return Outcome(created, True)
+        return Outcome(created, False, None if old_reply is None else _text(old_reply))
+
     # -- subject index primitives (see SubjectIndex) -----------------------------------
 
     def _index_add(self, index: str, key: str, ttl: float) -> None:
         k, ms = self.prefix + index, _ms(ttl)
-        self._run("index add", k, lambda: self._index_add_script(keys=[k], args=[key, ms]))
+        self._run("index add", k, lambda: self._index_add_script(keys=[k], args=[key, ms, ""]))
 
     def _index_members(self, index: str) -> list[str]:
         k = self.prefix + index
