@@ -36,6 +36,9 @@ LEVELS: Mapping[str, int] = {
     "bad_token": logging.INFO,
     "token_blocked": logging.WARNING,
     "token_body_skipped": logging.WARNING,
+    "unvaulted_cookie": logging.WARNING,
+    "insecure_transport": logging.WARNING,
+    "installed_twice": logging.ERROR,
 }
 
 

@@ -82,7 +82,39 @@ ENVIRON_SESSION = "fixguard.session"
 SLIDE_FRACTION = 0.1  # slide the idle TTL at most once per this fraction of idle_timeout
 _MAX_SUBJECT = 256
 _WATCHED = frozenset(("set-cookie", "fixguard-event", "fixguard-subject"))
-_MAX_RENEWAL_HOPS = 3  # an ID renewed twice within one grace window still finds its session
+_LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1"))
+_INSECURE_HINT = (
+    "fixguard sent its Secure cookie in answer to a plain-http request: browsers drop it, so every "
+    "login will seem to fail. For plain-http development pass secure=False (FIXGUARD_SECURE=false); "
+    "behind a TLS proxy, make wsgi.url_scheme say https (e.g. werkzeug's ProxyFix *inside* FixGuard: "
+    "FixGuard(ProxyFix(app, x_proto=1), ...))"
+)
+_UNVAULTED_HINT = (
+    "the app set {0!r}, which looks like a session cookie, but it is not in app_cookies: it went to "
+    "the client unprotected. Add it to app_cookies (FIXGUARD_APP_COOKIES)"
+)
+#: Session cookie names of common frameworks and servers, lower case.
+_SESSION_NAMES = frozenset(
+    (
+        "phpsessid", "jsessionid", "connect.sid", "sessionid", "asp.net_sessionid", "_session_id",
+        "rack.session", "laravel_session", "beaker.session.id", "cfid", "cftoken", "sid",
+        "aspsessionid", "express.sid", "koa.sess", "_csrf_session",
+    )
+)  # fmt: skip
+
+
+def looks_like_session_cookie(name: str) -> bool:
+    """``sid``, anything containing ``sess``, or a well-known session cookie name."""
+    lowered = name.lower()
+    return "sess" in lowered or lowered in _SESSION_NAMES or lowered.endswith(("_sid", ".sid", "-sid"))
+
+
+def host_of(environ: Mapping[str, Any]) -> str:
+    """The request's host name, without port or IPv6 brackets, lower case."""
+    host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "").strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
 class FixGuard:
@@ -147,6 +179,13 @@ class FixGuard:
         token_passthrough: Iterable[str] | str = (),
         max_token_body: int = 1024 * 1024,
     ) -> None:
+        if isinstance(app, FixGuard):
+            from .config import ConfigError
+
+            raise ConfigError(
+                "this app is already wrapped by FixGuard: wrap it once (two guards would each "
+                "treat the other's cookie as foreign and break every login)"
+            )
         self.app = app
         self.settings = s = Settings.build(
             secret_key=secret_key,
@@ -195,6 +234,9 @@ class FixGuard:
         self.slide_after = s.idle_timeout * SLIDE_FRACTION
         self.token_paths = parse_paths(s.token_fields)
         self.passthrough = RuleSet(s.token_passthrough)
+        # misconfiguration warnings fire once per process and name
+        self.warned_cookies: set[str] = set()
+        self.warned_hosts: set[str] = set()
 
     @classmethod
     def from_env(
@@ -222,7 +264,37 @@ class FixGuard:
         return build_guard(cls, app, read_file(path), overrides)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        outer = environ.get(ENVIRON_CONTEXT)
+        if outer is not None and getattr(outer, "active", False):
+            if getattr(outer, "g", None) is self:
+                # an in-process sub-request reusing this request's environ: the outer call
+                # already rebuilt its cookies and will answer for the session
+                inner: Iterable[bytes] = self.app(environ, start_response)
+                return inner
+            return self.installed_twice(environ, start_response)
         return _Exchange(self, environ, start_response).run()
+
+    def installed_twice(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Another FixGuard already handles this request: refuse loudly, never half-protect.
+
+        Two guards in a row each see the other's cookie as foreign: logins
+        would rotate one of them only, and the app's session would silently
+        break or stay under an ID the outer guard never rotated.
+        """
+        self.events.emit(
+            Event(
+                "installed_twice",
+                None,
+                str(environ.get("REQUEST_METHOD", "")),
+                str(environ.get("PATH_INFO", "")),
+                str(environ.get("REMOTE_ADDR", "")),
+                {"hint": "fixguard is installed twice (e.g. the gunicorn hook around an app that wraps "
+                 "itself): keep one of the two"},
+            )
+        )
+        body = b"Server misconfiguration: fixguard is installed twice. See the server log.\n"
+        start_response("500 Internal Server Error", _plain(body))
+        return [body]
 
     # -- helpers shared by exchanges ------------------------------------------------
 
@@ -272,6 +344,7 @@ class _Exchange:
     outcome_fingerprint: str | None = None
     replacement: tuple[str, Headers, bytes] | None = None
     now = 0.0  # wall-clock time the session was read
+    active = True  # this call is in flight: a second guard meeting it is a misconfiguration
     value = ""  # the stored value the session was read from
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
@@ -332,14 +405,18 @@ class _Exchange:
         environ[ENVIRON_SESSION] = self.info()
         environ[ENVIRON_CONTEXT] = self
 
-        if self.freeze_token and g.settings.settle_time > 0:
+        # a login waits for replays already inside the app; an empty session has nothing to ride on
+        riders = record is not None and bool(record.jar or record.bearer)
+        if self.freeze_token and g.settings.settle_time > 0 and riders:
             time.sleep(g.settings.settle_time)
         try:
             app_iter = g.app(environ, self.start_response)
         except BaseException:
+            self.active = False
             self.abandon()
             raise
         if self.processed and self.replacement is None and self.pending is None:
+            self.active = False
             return app_iter
         return _Body(self, app_iter)
 
@@ -540,6 +617,9 @@ class _Exchange:
                     continue
                 if cname == g.settings.cookie_name:
                     continue  # only fixguard sets fixguard's cookie
+                if cname not in g.warned_cookies and looks_like_session_cookie(cname):
+                    g.warned_cookies.add(cname)
+                    self.emit("unvaulted_cookie", cookie=cname, hint=_UNVAULTED_HINT.format(cname))
                 if harden_on:
                     s = g.settings
                     value = harden(value, s.secure, s.samesite, cname not in g.script_cookie_names)
@@ -637,7 +717,18 @@ class _Exchange:
             # a copy: ``out`` may be the app's own list, and apps reuse header lists
             out = _no_cache_set_cookie(list(out))
             out.extend(self.outcome)
+            plain_http = self.environ.get("wsgi.url_scheme") == "http"
+            if plain_http and g.settings.secure and self.outcome_fingerprint:
+                self.insecure_transport()
         return out
+
+    def insecure_transport(self) -> None:
+        """A ``Secure`` cookie sent over plain http to a real host: the browser drops it. Say so once."""
+        host = host_of(self.environ)
+        if host in _LOCAL_HOSTS or host in self.g.warned_hosts:
+            return
+        self.g.warned_hosts.add(host)
+        self.emit("insecure_transport", host=host, hint=_INSECURE_HINT)
 
     def raced(self) -> bool:
         """Did this request take long enough that a login may have frozen its session meanwhile?
@@ -1074,6 +1165,7 @@ class _Body:
             if close is not None:
                 close()
         finally:
+            self.exchange.active = False
             self.exchange.abandon()
 
 
