@@ -32,6 +32,8 @@ from ..record import FORWARDING, LIVE, ROTATING, CorruptRecord, Record, decode, 
 MAX_HOPS = 8
 #: How long revoke's tombstone guards a key that an in-flight handover may be about to create.
 PENDING_TOMB_TTL = 60.0
+#: Times revoke re-reads a subject's index for sessions that moved on while it worked.
+REVOKE_PASSES = 4
 
 
 class StoreError(Exception):
@@ -215,30 +217,39 @@ class SubjectIndex(ABC):
         """
         index = subject_index(subject)
         ttl = max(1.0, self._index_ttl(index))
-        members = self._index_members(index)
         now = time.time()
         ended = 0
         seen: set[str] = set()
-        for first in members:
-            key = first
-            for _ in range(MAX_HOPS):
-                if key in seen:
-                    break
-                seen.add(key)
-                value = self.get(key)
-                if value is None:
-                    self.retire(key, encode(tombstone(now, now, "revoked")), PENDING_TOMB_TTL)
-                    break
-                try:
-                    record = decode(value)
-                except CorruptRecord:
-                    break
-                if record.state in (LIVE, ROTATING):
-                    self.retire(key, encode(tombstone(record.created, now, "revoked")), ttl)
-                    ended += 1
-                    break
-                if record.state not in FORWARDING or not record.next:
-                    break
-                key = record.next
-        self._index_remove(index, members)
+        handled: list[str] = []
+        for _ in range(REVOKE_PASSES):
+            # a session moved on while we worked was indexed before it existed: read again
+            members = [key for key in self._index_members(index) if key not in seen]
+            if not members:
+                break
+            handled += members
+            for first in members:
+                ended += self._revoke_chain(first, now, ttl, seen)
+        self._index_remove(index, handled)
         return ended
+
+    def _revoke_chain(self, key: str, now: float, ttl: float, seen: set[str]) -> int:
+        """Retire the newest record reachable from ``key``; 1 if it was a live session."""
+        for _ in range(MAX_HOPS):
+            if key in seen:
+                return 0
+            seen.add(key)
+            value = self.get(key)
+            if value is None:
+                self.retire(key, encode(tombstone(now, now, "revoked")), PENDING_TOMB_TTL)
+                return 0
+            try:
+                record = decode(value)
+            except CorruptRecord:
+                return 0
+            if record.state in (LIVE, ROTATING):
+                self.retire(key, encode(tombstone(record.created, now, "revoked")), ttl)
+                return 1
+            if record.state not in FORWARDING or not record.next:
+                return 0
+            key = record.next
+        return 0
