@@ -200,7 +200,8 @@ def test_a_failed_login_never_leaves_the_apps_writes_under_the_presented_id(
         if environ["PATH_INFO"] == "/login":
             start_response("400 Bad Request", [("Set-Cookie", "session=alice; Path=/")])
             return [b"unsafe next"]
-        start_response("200 OK", [("Set-Cookie", "session=anon; Path=/")] if "set" in environ["PATH_INFO"] else [])
+        sets = [("Set-Cookie", "session=anon; Path=/")] if "set" in environ["PATH_INFO"] else []
+        start_response("200 OK", sets)
         return [parse_cookie(environ.get("HTTP_COOKIE", "")).get("session", "anonymous").encode()]
 
     guarded = guard(app, store=store, on_event=events.append, login=("POST /login 302",))
