@@ -7,6 +7,7 @@ writes the user into whatever session the request carried.
 
 from __future__ import annotations
 
+import http.cookiejar
 import itertools
 import threading
 import time
@@ -14,6 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
+from webtest import TestApp
 from werkzeug.http import parse_cookie
 
 import fixguard
@@ -114,3 +116,21 @@ def fg_cookie(res: Any, name: str = "fixguard") -> str | None:
         if header.startswith(name + "="):
             return str(header.split(";", 1)[0].split("=", 1)[1])
     return None
+
+
+def plant(client: TestApp, name: str, value: str) -> None:
+    """Put ``name=value`` in the client's jar exactly as given, as if the site had set it.
+
+    ``TestApp.set_cookie`` would wrap the value in double quotes; this stores
+    it verbatim, for the host the client talks to, so a later ``Set-Cookie``
+    from the site replaces it as it would in a browser.
+    """
+    client.cookiejar.set_cookie(
+        http.cookiejar.Cookie(
+            version=0, name=name, value=value, port=None, port_specified=False,
+            domain="localhost.local",  # how http.cookiejar files the host "localhost"
+            domain_specified=False, domain_initial_dot=False, path="/", path_specified=True,
+            secure=False, expires=None, discard=True, comment=None, comment_url=None, rest={},
+        )
+    )  # fmt: skip
+    assert client.cookies[name] == value

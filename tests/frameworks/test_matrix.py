@@ -20,7 +20,6 @@ session cookies and its login and logout routes.
 from __future__ import annotations
 
 import ast
-import http.cookiejar
 import re
 import secrets
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from webtest import TestApp, TestResponse
 
 from fixguard import FixGuard
 
+from ..apps import plant
 from . import ALICE_PASSWORD, bottle_app, django_app, falcon_app, flask_app, pyramid_app, raw_app
 
 KEY = secrets.token_urlsafe(48)
@@ -172,24 +172,6 @@ def fw(request: pytest.FixtureRequest) -> Framework:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def plant(client: TestApp, name: str, value: str) -> None:
-    """Put ``name=value`` in the client's jar exactly as given, as if the site had set it.
-
-    ``TestApp.set_cookie`` would wrap the value in double quotes; this stores
-    it verbatim, for the host the client talks to, so a later ``Set-Cookie``
-    from the site replaces it as it would in a browser.
-    """
-    client.cookiejar.set_cookie(
-        http.cookiejar.Cookie(
-            version=0, name=name, value=value, port=None, port_specified=False,
-            domain="localhost.local",  # how http.cookiejar files the host "localhost"
-            domain_specified=False, domain_initial_dot=False, path="/", path_specified=True,
-            secure=False, expires=None, discard=True, comment=None, comment_url=None, rest={},
-        )
-    )  # fmt: skip
-    assert client.cookies[name] == value
 
 
 def state(client: TestApp) -> tuple[int, str]:
