@@ -11,6 +11,9 @@ keyed by ``FIXGUARD_SECRET_KEY`` (``FIXGUARD_SECURE=0`` for plain http):
 * ``login=("POST /admin/login/ 302",)``: Django answers a failed login with 200
   (the form again, with errors), a successful one with a redirect.
 * ``logout=("POST /admin/logout/",)``.
+
+``CHECKTEST_DJANGO_LOGIN`` (comma-separated, may be empty) replaces the login
+rules, for the tests that play a login escaping them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ if os.environ.get("CHECKTEST_DJANGO_PROTECT") == "1":
         application,
         secret_key=os.environ["FIXGUARD_SECRET_KEY"],
         app_cookies=("sessionid",),
-        login=("POST /admin/login/ 302",),
+        login=tuple(
+            rule.strip()
+            for rule in os.environ.get("CHECKTEST_DJANGO_LOGIN", "POST /admin/login/ 302").split(",")
+            if rule.strip()
+        ),
         logout=("POST /admin/logout/",),
         secure=os.environ.get("FIXGUARD_SECURE", "1") != "0",
     )
