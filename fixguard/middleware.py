@@ -82,6 +82,8 @@ ENVIRON_SESSION = "fixguard.session"
 SLIDE_FRACTION = 0.1  # slide the idle TTL at most once per this fraction of idle_timeout
 _MAX_SUBJECT = 256
 _WATCHED = frozenset(("set-cookie", "fixguard-event", "fixguard-subject"))
+#: Tombstones whose ID the same browser may still send in parallel for a moment.
+_QUIET_REASONS = frozenset(("login", "elevate", "logout"))
 _LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1"))
 _INSECURE_HINT = (
     "fixguard sent its Secure cookie in answer to a plain-http request: browsers drop it, so every "
@@ -345,6 +347,7 @@ class _Exchange:
     replacement: tuple[str, Headers, bytes] | None = None
     now = 0.0  # wall-clock time the session was read
     active = True  # this call is in flight: a second guard meeting it is a misconfiguration
+    quiet = False  # a recently retired ID: refuse, but never touch the client's cookie
     value = ""  # the stored value the session was read from
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
@@ -524,8 +527,18 @@ class _Exchange:
         self.head_key = key
         if record.state == RETIRED:
             self.retired_seen = record
-            self.emit("fixation_blocked", reason=record.reason or "retired", action=g.settings.on_fixation)
-            self.clear_cookie = True
+            # A login, elevate or logout moments ago: this may be the same browser's parallel
+            # request, whose answer can arrive after the new cookie. Refuse it, but leave the
+            # cookie alone: clearing or replacing it would log the user out at random.
+            young = record.retired is not None and time.time() - record.retired < g.settings.renew_grace
+            self.quiet = young and record.reason in _QUIET_REASONS
+            self.emit(
+                "fixation_blocked",
+                reason=record.reason or "retired",
+                action=g.settings.on_fixation,
+                cookie="kept" if self.quiet else "cleared",
+            )
+            self.clear_cookie = not self.quiet
             return
         if record.state == ROTATING:
             self.frozen_elsewhere = True
@@ -704,7 +717,7 @@ class _Exchange:
                 self.renew(now, updates)
             else:
                 self.update(now, updates)
-        elif updates:
+        elif updates and not self.quiet:  # quiet: a late parallel request gets no new session
             jar = _apply({}, updates, now)
             if jar:
                 self.create(now, jar, authenticated=None, subject=None, created=now)
@@ -1083,6 +1096,8 @@ class _Exchange:
 
     def fixation_response(self) -> tuple[str, Headers, bytes]:
         body = b"This session has ended. Please sign in again.\n"
+        if self.quiet:  # see load(): the browser may already hold the new cookie
+            return "401 Unauthorized", _plain(body), body
         headers = [*_plain(body), ("Set-Cookie", self.g.writer.clear)]
         return "401 Unauthorized", _no_cache_set_cookie(headers), body
 
