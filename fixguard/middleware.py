@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .caching import keep_out_of_shared_caches
 from .config import Settings
 from .cookies import (
     CookieWriter,
@@ -715,7 +716,7 @@ class _Exchange:
             self.outcome.append(("Set-Cookie", g.writer.clear))
         if self.outcome:
             # a copy: ``out`` may be the app's own list, and apps reuse header lists
-            out = _no_cache_set_cookie(list(out))
+            out = keep_out_of_shared_caches(list(out))
             out.extend(self.outcome)
             plain_http = self.environ.get("wsgi.url_scheme") == "http"
             if plain_http and g.settings.secure and self.outcome_fingerprint:
@@ -1084,7 +1085,7 @@ class _Exchange:
     def fixation_response(self) -> tuple[str, Headers, bytes]:
         body = b"This session has ended. Please sign in again.\n"
         headers = [*_plain(body), ("Set-Cookie", self.g.writer.clear)]
-        return "401 Unauthorized", _no_cache_set_cookie(headers), body
+        return "401 Unauthorized", keep_out_of_shared_caches(headers), body
 
     def token_refused_response(self) -> tuple[str, Headers, bytes]:
         body = b"This token is no longer valid. Please sign in again.\n"
@@ -1192,18 +1193,6 @@ def _plain(body: bytes) -> Headers:
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-store"),
     ]
-
-
-def _no_cache_set_cookie(headers: Headers) -> Headers:
-    """Mark a response that sets fixguard's cookie so no shared cache stores and replays it."""
-    directive = 'no-cache="Set-Cookie"'
-    for i, (name, value) in enumerate(headers):
-        if name.lower() == "cache-control":
-            if directive.lower() not in value.lower():
-                headers[i] = (name, f"{value}, {directive}" if value.strip() else directive)
-            return headers
-    headers.append(("Cache-Control", directive))
-    return headers
 
 
 def _apply(jar: Jar, updates: list[SetCookie], now: float) -> Jar:
