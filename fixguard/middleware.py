@@ -33,6 +33,8 @@ from .cookies import (
     jar_pairs,
     parse_set_cookie,
 )
+from .encoding import Undecodable, content_codings, identity_headers
+from .encoding import decode as decode_body
 from .events import Event, EventSink
 from .ids import IDAuthority, VerifiedID
 from .record import (
@@ -405,6 +407,9 @@ class _Exchange:
             environ.pop("HTTP_COOKIE", None)
         environ[ENVIRON_SESSION] = self.info()
         environ[ENVIRON_CONTEXT] = self
+        if self.rotating and g.token_paths:
+            # a login/elevate: its tokens must come back in a body fixguard can read
+            environ.pop("HTTP_ACCEPT_ENCODING", None)
 
         # a login waits for replays already inside the app; an empty session has nothing to ride on
         riders = record is not None and bool(record.jar or record.bearer)
@@ -1039,18 +1044,30 @@ class _Exchange:
         assert pending is not None
         document: Any = None
         app_tokens: list[str] | None = None
-        if body is None:
+        codings = content_codings(pending.out)
+        text, undecodable = body, ""
+        if codings:  # read what the client would read: decoded, within the same bound
+            try:
+                text = decode_body(body, codings, self.g.settings.max_token_body)
+            except Undecodable as exc:
+                text, undecodable = None, str(exc)
+        if undecodable:
+            self.emit("token_body_refused", reason=undecodable, encoding=", ".join(codings)[:64])
+        elif text is None:
             self.emit("token_body_skipped", reason="larger than max_token_body")
         else:
             try:
-                document = load_json(body)
+                document = load_json(text)
                 app_tokens = extract(document, self.g.token_paths)
             except ValueError:
                 self.emit("token_body_skipped", reason="not JSON")
         try:
+            # an unreadable body still rotates: the app has logged someone in either way
             out = self.commit(pending.out, pending.updates, pending.signals, pending.subject, app_tokens)
         except StoreError as exc:
             self.replacement = self.store_down(exc)
+        if undecodable and self.replacement is None:
+            self.replacement = self.undecodable_response()
         if self.replacement is not None:
             rstatus, rheaders, rbody = self.replacement
             self.server_start_response(rstatus, rheaders, pending.exc_info)
@@ -1059,7 +1076,10 @@ class _Exchange:
         if app_tokens is not None and any(self.minted):
             replace_tokens(document, self.g.token_paths, self.minted)
             data = dump_json(document)
-            out = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out]
+            if codings:
+                out = identity_headers(out, len(data))
+            else:
+                out = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out]
         self.server_start_response(pending.status, out, pending.exc_info)
         return data
 
@@ -1090,6 +1110,15 @@ class _Exchange:
     def token_refused_response(self) -> tuple[str, Headers, bytes]:
         body = b"This token is no longer valid. Please sign in again.\n"
         return "401 Unauthorized", [*_plain(body), ("WWW-Authenticate", 'Bearer error="invalid_token"')], body
+
+    def undecodable_response(self) -> tuple[str, Headers, bytes]:
+        """A login body fixguard could not decode: refused whole, never passed on with the app's token.
+
+        It carries the new session's cookie, if any: the login did rotate.
+        """
+        body = b"The server's answer to this sign-in could not be processed. Please try again.\n"
+        headers = keep_out_of_shared_caches([*_plain(body), *self.outcome])
+        return "502 Bad Gateway", headers, body
 
     def conflict_response(self) -> tuple[str, Headers, bytes]:
         body = b"Your session changed while this request was running. Please retry.\n"
