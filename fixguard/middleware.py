@@ -56,6 +56,7 @@ from .record import (
     live_info,
     tombstone,
 )
+from .secrecy import Sealed
 from .signals import (
     ENVIRON_CONTEXT,
     ENVIRON_SIGNALS,
@@ -333,11 +334,12 @@ class _Exchange:
     frozen_elsewhere = False  # another login froze it: run anonymous and inert
     retired_seen: Record | None = None
     clear_cookie = False
-    reissue = ""  # signed successor ID to send (the client presented a renewed ID)
+    reissue: Sealed[str] | None = None  # signed successor ID to send (the client presented a renewed ID)
     via_token = False  # the session was named by a bearer token, not the cookie
     token_slot = -1  # which of the session's app tokens that bearer token stands for
-    foreign_token = ""  # a bearer token fixguard did not mint
+    foreign_burn = ""  # where a bearer token fixguard did not mint is burned (a keyed hash, not the token)
     minted: Sequence[str] = ()  # fixguard tokens for the login response's body
+    sealed_outcome: Sealed[Headers] | None = None  # ``outcome`` once sent (see seal_outcome)
     pending: _Pending | None = None  # a login response held back to swap its tokens
     processed = False
     rotating = False  # a login/elevate rule matched (or credentials were seen): freeze first
@@ -364,6 +366,34 @@ class _Exchange:
     # -- request phase ---------------------------------------------------------------
 
     def run(self) -> Iterable[bytes]:
+        """The request phase, then the app.
+
+        Everything that reads the client's cookie and token happens in
+        :meth:`prepare`, whose frame has returned before the app runs: an app
+        exception unwinds only through this frame, whose locals hold no secret
+        (error reporters record them).
+        """
+        refusal = self.prepare()
+        if refusal is not None:
+            return refusal
+        # a login waits for replays already inside the app; an empty session has nothing to ride on
+        record = self.record
+        riders = record is not None and bool(record.jar or record.bearer)
+        if self.freeze_token and self.g.settings.settle_time > 0 and riders:
+            time.sleep(self.g.settings.settle_time)
+        try:
+            app_iter = self.g.app(self.environ, self.start_response)
+        except BaseException:
+            self.active = False
+            self.abandon()
+            raise
+        if self.processed and self.replacement is None and self.pending is None:
+            self.active = False
+            return app_iter
+        return _Body(self, app_iter)
+
+    def prepare(self) -> Iterable[bytes] | None:
+        """Verify the ID, load the session, rebuild the app's environ; a refusal, or None to go on."""
         g, environ = self.g, self.environ
         raw = environ.get("HTTP_COOKIE")
         kept: list[str] = []
@@ -386,7 +416,7 @@ class _Exchange:
         try:
             if self.vid is not None:
                 self.load()
-            if self.foreign_token and self.burned(self.foreign_token):
+            if self.foreign_burn and self.burned(self.foreign_burn):
                 return self.refuse_now(self.token_refused_response())
         except StoreError as exc:
             return self.refuse_now(self.store_down(exc))
@@ -410,21 +440,7 @@ class _Exchange:
         if self.rotating and g.token_paths:
             # a login/elevate: its tokens must come back in a body fixguard can read
             environ.pop("HTTP_ACCEPT_ENCODING", None)
-
-        # a login waits for replays already inside the app; an empty session has nothing to ride on
-        riders = record is not None and bool(record.jar or record.bearer)
-        if self.freeze_token and g.settings.settle_time > 0 and riders:
-            time.sleep(g.settings.settle_time)
-        try:
-            app_iter = g.app(environ, self.start_response)
-        except BaseException:
-            self.active = False
-            self.abandon()
-            raise
-        if self.processed and self.replacement is None and self.pending is None:
-            self.active = False
-            return app_iter
-        return _Body(self, app_iter)
+        return None
 
     def bearer_in(self) -> None:
         """Take the Authorization header apart: ours is verified, anything else discarded.
@@ -439,7 +455,7 @@ class _Exchange:
             return  # another scheme (Basic, ...): not ours to touch
         token = bearer.token
         if token is not None and not bearer.ours and g.passthrough.match(self.method, self.path):
-            self.foreign_token = token
+            self.foreign_burn = g.burn_key(token)
             return
         del environ["HTTP_AUTHORIZATION"]
         if token is None:
@@ -451,11 +467,11 @@ class _Exchange:
             else:
                 self.vid, self.via_token = vid, True
         else:
-            self.foreign_token = token
+            self.foreign_burn = g.burn_key(token)
 
-    def burned(self, token: str) -> bool:
+    def burned(self, burn_key: str) -> bool:
         """Was this foreign token presented on a login? Then it is refused from now on."""
-        value = self.g.store.get(self.g.burn_key(token))
+        value = self.g.store.get(burn_key)
         if value is None or guard_of(value)[1:2] != RETIRED:
             return False
         self.emit("token_blocked")
@@ -512,7 +528,8 @@ class _Exchange:
                 self.emit("bad_token", reason="a cookie's ID presented as a token")
                 return
             elif state == RENEWED and presented and vid.sid:
-                succ, self.reissue = g.ids.successor(vid.sid)
+                succ, successor = g.ids.successor(vid.sid)
+                self.reissue = Sealed(successor)
                 self.vid = vid = succ
                 key = succ.key
             elif state in FORWARDING and record.next:  # a snapshot, or a renewed one reached by pointer
@@ -583,7 +600,7 @@ class _Exchange:
                 rstatus, rheaders, _ = self.replacement
                 return self.server_start_response(rstatus, rheaders, exc_info)
             kept, _, _, _ = self.scan(headers)
-            return self.server_start_response(status, kept + self.outcome, exc_info)
+            return self.server_start_response(status, kept + self.sent_outcome(), exc_info)
         self.processed = True
         out: Headers | None = None
         try:
@@ -597,7 +614,24 @@ class _Exchange:
         if out is None:
             assert self.pending is not None
             return self.pending.chunks.append  # held back until the body is read
-        return self.server_start_response(status, out, exc_info)
+        write = self.server_start_response(status, out, exc_info)
+        self.seal_outcome()
+        return write
+
+    def seal_outcome(self) -> None:
+        """fixguard's Set-Cookie has left with the headers: from now on keep it only sealed.
+
+        The app may still raise (streaming its body, closing it), and error
+        reporters record what the frames on that path can reach.
+        """
+        if self.outcome:
+            self.sealed_outcome = Sealed(self.outcome)
+            self.outcome = []
+        self.minted = ()
+
+    def sent_outcome(self) -> Headers:
+        """fixguard's headers as they were sent (for a start_response repeated with exc_info)."""
+        return self.sealed_outcome.open() if self.sealed_outcome is not None else self.outcome
 
     def scan(self, headers: Headers) -> tuple[Headers, list[SetCookie], list[str], str | None]:
         """Split the app's headers into what may leave, jar updates, signals and subject."""
@@ -652,7 +686,7 @@ class _Exchange:
             record = self.record
             if self.vid is None and not self.clear_cookie:
                 return out  # no session
-            if record is not None and not (self.freeze_token or self.reissue or self.clear_cookie):
+            if record is not None and self.reissue is None and not (self.freeze_token or self.clear_cookie):
                 if self.raced():  # a read-only session: only the race, the slide and renewal matter
                     self.replacement = self.conflict_response()
                     return out
@@ -715,8 +749,8 @@ class _Exchange:
             if jar:
                 self.create(now, jar, authenticated=None, subject=None, created=now)
                 self.emit("session_created", new=self.outcome_fingerprint)
-        if self.reissue and not self.outcome and self.record is not None:
-            self.outcome.append(("Set-Cookie", g.writer.set(self.reissue)))
+        if self.reissue is not None and not self.outcome and self.record is not None:
+            self.outcome.append(("Set-Cookie", g.writer.set(self.reissue.open())))
         if self.clear_cookie and not self.outcome:
             self.outcome.append(("Set-Cookie", g.writer.clear))
         if self.outcome:
@@ -810,9 +844,9 @@ class _Exchange:
             g.store.create(chain, encode(Record(CHAIN, now, now, next=new.key)), g.settings.absolute_timeout)
         parent = chain or new.key
         self.minted = [self.alias(parent, slot, now) if t else "" for slot, t in enumerate(bearer)]
-        if self.foreign_token:
+        if self.foreign_burn:
             burn = tombstone(now, now, "burned")
-            g.store.retire(g.burn_key(self.foreign_token), encode(burn), g.settings.absolute_timeout)
+            g.store.retire(self.foreign_burn, encode(burn), g.settings.absolute_timeout)
         self.emit("rotation", signal=kind, new=new.fingerprint, rule=bool(self.freeze_token))
 
     def landed(self, outcome: Outcome, key: str, value: str) -> bool:
@@ -881,7 +915,7 @@ class _Exchange:
             after is not None
             and record.authenticated is not None
             and not record.bearer  # tokens point at this key: it must not move
-            and not self.reissue
+            and self.reissue is None
             and not self.from_snapshot
             and self.vid is not None
             and bool(self.vid.sid)
@@ -1081,6 +1115,7 @@ class _Exchange:
             else:
                 out = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out]
         self.server_start_response(pending.status, out, pending.exc_info)
+        self.seal_outcome()
         return data
 
     def abandon(self) -> None:
@@ -1114,10 +1149,10 @@ class _Exchange:
     def undecodable_response(self) -> tuple[str, Headers, bytes]:
         """A login body fixguard could not decode: refused whole, never passed on with the app's token.
 
-        It carries the new session's cookie, if any: the login did rotate.
+        The login has rotated (the old ID is dead); the client starts over with no session.
         """
         body = b"The server's answer to this sign-in could not be processed. Please try again.\n"
-        headers = keep_out_of_shared_caches([*_plain(body), *self.outcome])
+        headers = keep_out_of_shared_caches([*_plain(body), ("Set-Cookie", self.g.writer.clear)])
         return "502 Bad Gateway", headers, body
 
     def conflict_response(self) -> tuple[str, Headers, bytes]:
