@@ -343,14 +343,34 @@ class _Exchange:
     pending: _Pending | None = None  # a login response held back to swap its tokens
     processed = False
     rotating = False  # a login/elevate rule matched (or credentials were seen): freeze first
-    head_key = ""  # store key of the newest record of the session's chain
+    sealed_head_key: Sealed[str] | None = None  # see ``head_key``
     head: Record | None = None  # that record, as read (live)
     from_snapshot = False  # the client named an older ID: ``record`` is its snapshot
     outcome_fingerprint: str | None = None
     replacement: tuple[str, Headers, bytes] | None = None
     now = 0.0  # wall-clock time the session was read
     active = True  # this call is in flight: a second guard meeting it is a misconfiguration
-    value = ""  # the stored value the session was read from
+    sealed_value: Sealed[str] | None = None  # see ``value``
+
+    @property
+    def head_key(self) -> str:
+        """Store key of the newest record of the session's chain ("" if none); kept sealed."""
+        sealed = self.sealed_head_key
+        return "" if sealed is None else sealed.open()
+
+    @head_key.setter
+    def head_key(self, key: str) -> None:
+        self.sealed_head_key = Sealed(key) if key else None
+
+    @property
+    def value(self) -> str:
+        """The stored value the session was read from (it names newer keys); kept sealed."""
+        sealed = self.sealed_value
+        return "" if sealed is None else sealed.open()
+
+    @value.setter
+    def value(self, stored: str) -> None:
+        self.sealed_value = Sealed(stored)
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
         self.g = guard

@@ -268,3 +268,22 @@ def test_app_failing_to_close_a_token_login() -> None:
     token = body.decode().split('"access_token":"')[1].split('"')[0].removeprefix("fgt_")
     [session_cookie] = server.fixguard_cookies()
     assert_hidden(texts, {**id_secrets(g, token, "token"), **id_secrets(g, session_cookie, "session")})
+
+
+def test_app_failing_on_an_older_id_whose_session_moved_on() -> None:
+    """An ID the session left by a write (a snapshot) leads to the newest one: neither shows."""
+
+    def writer(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ["PATH_INFO"] == "/boom":
+            raise Boom("the app failed before answering")
+        value = environ["PATH_INFO"].strip("/") or "v1"
+        start_response("200 OK", [("Set-Cookie", f"session={value}; Path=/")])
+        return [b"ok"]
+
+    g = FixGuard(writer, secret_key=KEY, secure=False, renew_grace=30)
+    server = Server(g)
+    [older] = server.call("/")
+    [newer] = server.call("/v2", headers={"Cookie": f"fixguard={older}"})  # a jar change: a new ID
+    assert newer != older
+    texts = server.fail("/boom", headers={"Cookie": f"fixguard={older}"})
+    assert_hidden(texts, {**id_secrets(g, older, "older"), **id_secrets(g, newer, "newer")})
