@@ -323,8 +323,14 @@ class _Exchange:
     """One request/response pair: all per-request state, nothing shared.
 
     Defaults live on the class, so a request that needs none of them (most
-    requests) pays only for what it sets.
+    requests) pays only for what it sets. The two that name store keys are
+    slots instead: error reporters that walk ``vars()`` of what a frame holds
+    do not see them.
     """
+
+    __slots__ = ("__dict__", "head_key", "value")
+    head_key: str  # store key of the newest record of the session's chain
+    value: str  # the stored value the session was read from (it may name newer keys)
 
     vid: VerifiedID | None = None
     record: Record | None = None  # the live session the app runs with (if any)
@@ -343,37 +349,16 @@ class _Exchange:
     pending: _Pending | None = None  # a login response held back to swap its tokens
     processed = False
     rotating = False  # a login/elevate rule matched (or credentials were seen): freeze first
-    sealed_head_key: Sealed[str] | None = None  # see ``head_key``
-    head: Record | None = None  # that record, as read (live)
+    head: Record | None = None  # the record at ``head_key``, as read (live)
     from_snapshot = False  # the client named an older ID: ``record`` is its snapshot
     outcome_fingerprint: str | None = None
     replacement: tuple[str, Headers, bytes] | None = None
     now = 0.0  # wall-clock time the session was read
     active = True  # this call is in flight: a second guard meeting it is a misconfiguration
-    sealed_value: Sealed[str] | None = None  # see ``value``
-
-    @property
-    def head_key(self) -> str:
-        """Store key of the newest record of the session's chain ("" if none); kept sealed."""
-        sealed = self.sealed_head_key
-        return "" if sealed is None else sealed.open()
-
-    @head_key.setter
-    def head_key(self, key: str) -> None:
-        self.sealed_head_key = Sealed(key) if key else None
-
-    @property
-    def value(self) -> str:
-        """The stored value the session was read from (it names newer keys); kept sealed."""
-        sealed = self.sealed_value
-        return "" if sealed is None else sealed.open()
-
-    @value.setter
-    def value(self, stored: str) -> None:
-        self.sealed_value = Sealed(stored)
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
         self.g = guard
+        self.head_key = self.value = ""
         self.environ = environ
         self.server_start_response = start_response
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
@@ -635,7 +620,8 @@ class _Exchange:
             assert self.pending is not None
             return self.pending.chunks.append  # held back until the body is read
         write = self.server_start_response(status, out, exc_info)
-        self.seal_outcome()
+        if self.outcome:
+            self.seal_outcome()
         return write
 
     def seal_outcome(self) -> None:
@@ -647,7 +633,8 @@ class _Exchange:
         if self.outcome:
             self.sealed_outcome = Sealed(self.outcome)
             self.outcome = []
-        self.minted = ()
+        if self.minted:
+            self.minted = ()
 
     def sent_outcome(self) -> Headers:
         """fixguard's headers as they were sent (for a start_response repeated with exc_info)."""
