@@ -120,12 +120,16 @@ def _positive(setting: str, value: Any) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Settings:
-    """FixGuard's validated settings. Build with :meth:`Settings.build`."""
+    """FixGuard's validated settings. Build with :meth:`Settings.build`.
 
-    secret_key: bytes
-    fallback_keys: tuple[bytes, ...]
+    Slotted, and the keys left out of ``repr()``: error reporters that record
+    what a frame's locals reach must not find the secret key.
+    """
+
+    secret_key: bytes = field(repr=False)
+    fallback_keys: tuple[bytes, ...] = field(repr=False)
     app_cookies: tuple[str, ...]
     login: tuple[Rule, ...]
     logout: tuple[Rule, ...]

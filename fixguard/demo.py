@@ -1,22 +1,23 @@
 """``fixguard demo``: a session fixation attack, played out in-process.
 
-The demo drives the two vulnerable Flask apps of ``examples/`` with two
-:class:`werkzeug.test.Client` browsers, an attacker and a victim, first bare,
-then wrapped in :class:`~fixguard.FixGuard`:
+The demo drives the three vulnerable Flask apps of ``examples/``, one per
+shape of the attack, with two :class:`werkzeug.test.Client` clients, an
+attacker and a victim, first bare, then wrapped in :class:`~fixguard.FixGuard`:
 
-1. the attacker visits the app and keeps the session cookie he is given;
-2. he plants it in the victim's browser;
+1. the attacker gets an ID: the session cookie the app gives him, or, for
+   the bearer-token API, a token he simply makes up;
+2. he plants it in the victim's browser (or API client);
 3. the victim logs in;
-4. the attacker replays his cookie on ``/profile``.
+4. the attacker replays his cookie on ``/profile`` (his token on ``/me``).
 
-Bare, each app hands the attacker the victim's profile. Protected, the
+Bare, each app hands the attacker the victim's account. Protected, the
 planted ID dies at login and the replay is refused, while the victim carries
 on. No socket is opened and nothing is written to disk.
 
 The example apps live in the source tree, not in the installed package, and
-need Flask; the demo says so (exit status 2) when either is missing. Session
-IDs are printed only as their first few characters, and the keys are random
-for each run and never printed.
+need Flask (and PyJWT); the demo says so (exit status 2) when either is
+missing. Session IDs and tokens are printed only as their first few
+characters, and the keys are random for each run and never printed.
 """
 
 from __future__ import annotations
@@ -58,13 +59,24 @@ def _basic_login(client: Client) -> TestResponse:
     return client.post("/login", headers={"Authorization": f"Basic {token}"}, base_url=_BASE_URL)
 
 
+def _json_login(client: Client, token: str) -> TestResponse:
+    """An API client's login: JSON credentials, and the bearer token it already holds."""
+    data = {"username": _VICTIM, "password": _PASSWORD}
+    return client.post("/login", json=data, headers=_bearer(token), base_url=_BASE_URL)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
 @dataclass(frozen=True)
 class _Example:
     name: str
-    cookie: str  # the app's own session cookie
+    cookie: str  # the app's own session cookie ("" for the token API: it is in a token)
     flaw: str
     how: str
-    login: Callable[[Client], TestResponse]
+    login: Callable[..., TestResponse]  # (client) for cookie apps, (client, token) for the API
+    bearer: bool = False  # the attack rides on a bearer token, not on a cookie
 
 
 _EXAMPLES = (
@@ -81,6 +93,14 @@ _EXAMPLES = (
         "HTTP Basic login on a server-side Flask session that keeps its ID",
         "with HTTP Basic Auth",
         _basic_login,
+    ),
+    _Example(
+        "bearer_app",
+        "",
+        "a JSON API whose login keeps the bearer token the client already had",
+        "with a JSON login",
+        _json_login,
+        bearer=True,
     ),
 )
 
@@ -162,6 +182,9 @@ def _play(example: _Example, module: ModuleType, *, protected: bool, out: TextIO
             say(f"     fixguard: {getattr(event, 'kind', type(event).__name__)}")
         events.clear()
 
+    if example.bearer:
+        return _play_token(example, attacker, victim, say, report_events)
+
     def cookies(client: Client, names: list[str]) -> dict[str, str]:
         found = {}
         for name in names:
@@ -202,7 +225,47 @@ def _play(example: _Example, module: ModuleType, *, protected: bool, out: TextIO
     replay = attacker.get("/profile", base_url=_BASE_URL)
     say(f"  4. attacker replays {shown}: GET /profile -> {_said(replay)}")
     report_events()
+    return _verdict(say, replay, victim_ok, "ID")
 
+
+def _play_token(
+    example: _Example,
+    attacker: Client,
+    victim: Client,
+    say: Callable[[str], None],
+    report_events: Callable[[], None],
+) -> str:
+    """The bearer-token shape: the attacker makes a token up, the victim's login keeps it."""
+    planted = secrets.token_urlsafe(24)
+    shown = f"Bearer {_short(planted)}"
+    say(f"  1. attacker makes up a token of his own: {shown}")
+    say("  2. attacker plants it in the victim's API client, which sends it with every request")
+
+    login = example.login(victim, planted)
+    say(f"  3. victim logs in as {_VICTIM} {example.how}: POST /login -> {login.status_code}")
+    document = login.get_json(silent=True)
+    held = document.get("access_token") if isinstance(document, dict) else None
+    if isinstance(held, str) and held:
+        same = "the very token the attacker planted" if held == planted else "a fresh token"
+        say(f"     her client now holds access_token={_short(held)}: {same}")
+    else:
+        say("     her client got no token back")
+        held = ""
+    report_events()
+    own = victim.get("/me", headers=_bearer(held), base_url=_BASE_URL)
+    say(f"     victim GET /me           -> {_said(own)}")
+    victim_ok = bool(held) and login.status_code < 400 and own.status_code == 200
+    victim_ok = victim_ok and _VICTIM in own.get_data(as_text=True)
+    report_events()
+
+    replay = attacker.get("/me", headers=_bearer(planted), base_url=_BASE_URL)
+    say(f"  4. attacker replays {shown}: GET /me -> {_said(replay)}")
+    report_events()
+    return _verdict(say, replay, victim_ok, "token")
+
+
+def _verdict(say: Callable[[str], None], replay: TestResponse, victim_ok: bool, what: str) -> str:
+    """The same rule for every shape: the replay decides, the victim must still be served."""
     exploited = replay.status_code == 200 and _VICTIM in replay.get_data(as_text=True)
     if exploited:
         say(f"  => EXPLOITED: the attacker is logged in as {_VICTIM}")
@@ -210,7 +273,7 @@ def _play(example: _Example, module: ModuleType, *, protected: bool, out: TextIO
     if not victim_ok:
         say(f"  => BROKEN: the attacker got nothing, but neither did {_VICTIM}")
         return "broken"
-    say(f"  => BLOCKED: the planted ID died at login; {_VICTIM} is still logged in")
+    say(f"  => BLOCKED: the planted {what} died at login; {_VICTIM} is still logged in")
     return "blocked"
 
 
@@ -225,9 +288,10 @@ def run_demo(out: TextIO = sys.stdout) -> int:
     modules = _load_examples(out)
     if modules is None:
         return 2
-    say("fixguard demo: session fixation, played in-process against two example apps.")
-    say("An attacker plants his session cookie in a victim's browser, the victim logs in,")
-    say("the attacker replays the cookie. Cookie values are cut short; keys are random.")
+    say("fixguard demo: session fixation, played in-process against three example apps.")
+    say("An attacker plants his session cookie (or bearer token) in a victim's browser")
+    say("(or API client), the victim logs in, the attacker replays it.")
+    say("Cookie and token values are cut short; keys are random.")
     expected = {False: "exploited", True: "blocked"}
     results: list[tuple[str, str, str]] = []
     # fixguard logs what it blocks; the demo shows those events itself, so keep

@@ -36,6 +36,7 @@ LEVELS: Mapping[str, int] = {
     "bad_token": logging.INFO,
     "token_blocked": logging.WARNING,
     "token_body_skipped": logging.WARNING,
+    "token_body_refused": logging.ERROR,
     "unvaulted_cookie": logging.WARNING,
     "insecure_transport": logging.WARNING,
     "installed_twice": logging.ERROR,

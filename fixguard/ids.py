@@ -20,7 +20,6 @@ import hmac
 import secrets
 from base64 import urlsafe_b64encode
 from binascii import b2a_base64
-from typing import NamedTuple
 
 from itsdangerous import Signer
 
@@ -37,19 +36,33 @@ def _derive(secret: bytes, label: bytes) -> bytes:
     return hmac.new(secret, b"fixguard/v1/" + label, hashlib.sha256).digest()
 
 
-class VerifiedID(NamedTuple):
+class VerifiedID:
     """An ID whose signature checked out, with the store key it lives under.
 
-    A named tuple: one is built per request, and that is cheaper than a frozen dataclass.
+    Opaque to error reporters, which record the locals of the frames an app
+    exception passes through: slotted (no ``vars()``), not a tuple (nothing
+    to iterate), and its ``repr()`` shows only the fingerprint.
     """
 
-    sid: str
-    key: str  # keyed hash: the store key, safe to log in short form
+    __slots__ = ("key", "sid")
+
+    def __init__(self, sid: str, key: str) -> None:
+        self.sid = sid
+        self.key = key  # keyed hash: the store key, safe to log in short form
 
     @property
     def fingerprint(self) -> str:
         """A short, non-reversible label for logs and events."""
         return self.key[:12]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, VerifiedID) and self.sid == other.sid and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash((self.sid, self.key))
+
+    def __repr__(self) -> str:
+        return f"VerifiedID(fingerprint={self.fingerprint!r})"
 
 
 class _Keyring:
@@ -65,7 +78,13 @@ class _Keyring:
 
 
 class IDAuthority:
-    """Mints and signs IDs with the current key; verifies with any known key."""
+    """Mints and signs IDs with the current key; verifies with any known key.
+
+    Slotted, so an error reporter that walks ``vars()`` of what a frame holds
+    does not find the memo of verified cookie values (every recent session's).
+    """
+
+    __slots__ = ("_all", "_current", "_verified")
 
     def __init__(self, secret_key: bytes, fallback_keys: tuple[bytes, ...] = ()) -> None:
         self._current = _Keyring(secret_key)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from .caching import keep_out_of_shared_caches
 from .config import Settings
 from .cookies import (
     CookieWriter,
@@ -32,6 +33,8 @@ from .cookies import (
     jar_pairs,
     parse_set_cookie,
 )
+from .encoding import Undecodable, content_codings, identity_headers
+from .encoding import decode as decode_body
 from .events import Event, EventSink
 from .ids import IDAuthority, VerifiedID
 from .record import (
@@ -53,6 +56,7 @@ from .record import (
     live_info,
     tombstone,
 )
+from .secrecy import Sealed
 from .signals import (
     ENVIRON_CONTEXT,
     ENVIRON_SIGNALS,
@@ -321,8 +325,14 @@ class _Exchange:
     """One request/response pair: all per-request state, nothing shared.
 
     Defaults live on the class, so a request that needs none of them (most
-    requests) pays only for what it sets.
+    requests) pays only for what it sets. The two that name store keys are
+    slots instead: error reporters that walk ``vars()`` of what a frame holds
+    do not see them.
     """
+
+    __slots__ = ("__dict__", "head_key", "value")
+    head_key: str  # store key of the newest record of the session's chain
+    value: str  # the stored value the session was read from (it may name newer keys)
 
     vid: VerifiedID | None = None
     record: Record | None = None  # the live session the app runs with (if any)
@@ -332,26 +342,26 @@ class _Exchange:
     frozen_elsewhere = False  # another login froze it: run anonymous and inert
     retired_seen: Record | None = None
     clear_cookie = False
-    reissue = ""  # signed successor ID to send (the client presented a renewed ID)
+    reissue: Sealed[str] | None = None  # signed successor ID to send (the client presented a renewed ID)
     via_token = False  # the session was named by a bearer token, not the cookie
     token_slot = -1  # which of the session's app tokens that bearer token stands for
-    foreign_token = ""  # a bearer token fixguard did not mint
+    foreign_burn = ""  # where a bearer token fixguard did not mint is burned (a keyed hash, not the token)
     minted: Sequence[str] = ()  # fixguard tokens for the login response's body
+    sealed_outcome: Sealed[Headers] | None = None  # ``outcome`` once sent (see seal_outcome)
     pending: _Pending | None = None  # a login response held back to swap its tokens
     processed = False
     rotating = False  # a login/elevate rule matched (or credentials were seen): freeze first
-    head_key = ""  # store key of the newest record of the session's chain
-    head: Record | None = None  # that record, as read (live)
+    head: Record | None = None  # the record at ``head_key``, as read (live)
     from_snapshot = False  # the client named an older ID: ``record`` is its snapshot
     outcome_fingerprint: str | None = None
     replacement: tuple[str, Headers, bytes] | None = None
     now = 0.0  # wall-clock time the session was read
     active = True  # this call is in flight: a second guard meeting it is a misconfiguration
     quiet = False  # a recently retired ID: refuse, but never touch the client's cookie
-    value = ""  # the stored value the session was read from
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
         self.g = guard
+        self.head_key = self.value = ""
         self.environ = environ
         self.server_start_response = start_response
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
@@ -364,6 +374,34 @@ class _Exchange:
     # -- request phase ---------------------------------------------------------------
 
     def run(self) -> Iterable[bytes]:
+        """The request phase, then the app.
+
+        Everything that reads the client's cookie and token happens in
+        :meth:`prepare`, whose frame has returned before the app runs: an app
+        exception unwinds only through this frame, whose locals hold no secret
+        (error reporters record them).
+        """
+        refusal = self.prepare()
+        if refusal is not None:
+            return refusal
+        # a login waits for replays already inside the app; an empty session has nothing to ride on
+        record = self.record
+        riders = record is not None and bool(record.jar or record.bearer)
+        if self.freeze_token and self.g.settings.settle_time > 0 and riders:
+            time.sleep(self.g.settings.settle_time)
+        try:
+            app_iter = self.g.app(self.environ, self.start_response)
+        except BaseException:
+            self.active = False
+            self.abandon()
+            raise
+        if self.processed and self.replacement is None and self.pending is None:
+            self.active = False
+            return app_iter
+        return _Body(self, app_iter)
+
+    def prepare(self) -> Iterable[bytes] | None:
+        """Verify the ID, load the session, rebuild the app's environ; a refusal, or None to go on."""
         g, environ = self.g, self.environ
         raw = environ.get("HTTP_COOKIE")
         kept: list[str] = []
@@ -386,7 +424,7 @@ class _Exchange:
         try:
             if self.vid is not None:
                 self.load()
-            if self.foreign_token and self.burned(self.foreign_token):
+            if self.foreign_burn and self.burned(self.foreign_burn):
                 return self.refuse_now(self.token_refused_response())
         except StoreError as exc:
             return self.refuse_now(self.store_down(exc))
@@ -407,21 +445,10 @@ class _Exchange:
             environ.pop("HTTP_COOKIE", None)
         environ[ENVIRON_SESSION] = self.info()
         environ[ENVIRON_CONTEXT] = self
-
-        # a login waits for replays already inside the app; an empty session has nothing to ride on
-        riders = record is not None and bool(record.jar or record.bearer)
-        if self.freeze_token and g.settings.settle_time > 0 and riders:
-            time.sleep(g.settings.settle_time)
-        try:
-            app_iter = g.app(environ, self.start_response)
-        except BaseException:
-            self.active = False
-            self.abandon()
-            raise
-        if self.processed and self.replacement is None and self.pending is None:
-            self.active = False
-            return app_iter
-        return _Body(self, app_iter)
+        if self.rotating and g.token_paths:
+            # a login/elevate: its tokens must come back in a body fixguard can read
+            environ.pop("HTTP_ACCEPT_ENCODING", None)
+        return None
 
     def bearer_in(self) -> None:
         """Take the Authorization header apart: ours is verified, anything else discarded.
@@ -436,7 +463,7 @@ class _Exchange:
             return  # another scheme (Basic, ...): not ours to touch
         token = bearer.token
         if token is not None and not bearer.ours and g.passthrough.match(self.method, self.path):
-            self.foreign_token = token
+            self.foreign_burn = g.burn_key(token)
             return
         del environ["HTTP_AUTHORIZATION"]
         if token is None:
@@ -448,11 +475,11 @@ class _Exchange:
             else:
                 self.vid, self.via_token = vid, True
         else:
-            self.foreign_token = token
+            self.foreign_burn = g.burn_key(token)
 
-    def burned(self, token: str) -> bool:
+    def burned(self, burn_key: str) -> bool:
         """Was this foreign token presented on a login? Then it is refused from now on."""
-        value = self.g.store.get(self.g.burn_key(token))
+        value = self.g.store.get(burn_key)
         if value is None or guard_of(value)[1:2] != RETIRED:
             return False
         self.emit("token_blocked")
@@ -509,7 +536,8 @@ class _Exchange:
                 self.emit("bad_token", reason="a cookie's ID presented as a token")
                 return
             elif state == RENEWED and presented and vid.sid:
-                succ, self.reissue = g.ids.successor(vid.sid)
+                succ, successor = g.ids.successor(vid.sid)
+                self.reissue = Sealed(successor)
                 self.vid = vid = succ
                 key = succ.key
             elif state in FORWARDING and record.next:  # a snapshot, or a renewed one reached by pointer
@@ -590,7 +618,7 @@ class _Exchange:
                 rstatus, rheaders, _ = self.replacement
                 return self.server_start_response(rstatus, rheaders, exc_info)
             kept, _, _, _ = self.scan(headers)
-            return self.server_start_response(status, kept + self.outcome, exc_info)
+            return self.server_start_response(status, kept + self.sent_outcome(), exc_info)
         self.processed = True
         out: Headers | None = None
         try:
@@ -604,7 +632,26 @@ class _Exchange:
         if out is None:
             assert self.pending is not None
             return self.pending.chunks.append  # held back until the body is read
-        return self.server_start_response(status, out, exc_info)
+        write = self.server_start_response(status, out, exc_info)
+        if self.outcome:
+            self.seal_outcome()
+        return write
+
+    def seal_outcome(self) -> None:
+        """fixguard's Set-Cookie has left with the headers: from now on keep it only sealed.
+
+        The app may still raise (streaming its body, closing it), and error
+        reporters record what the frames on that path can reach.
+        """
+        if self.outcome:
+            self.sealed_outcome = Sealed(self.outcome)
+            self.outcome = []
+        if self.minted:
+            self.minted = ()
+
+    def sent_outcome(self) -> Headers:
+        """fixguard's headers as they were sent (for a start_response repeated with exc_info)."""
+        return self.sealed_outcome.open() if self.sealed_outcome is not None else self.outcome
 
     def scan(self, headers: Headers) -> tuple[Headers, list[SetCookie], list[str], str | None]:
         """Split the app's headers into what may leave, jar updates, signals and subject."""
@@ -659,7 +706,7 @@ class _Exchange:
             record = self.record
             if self.vid is None and not self.clear_cookie:
                 return out  # no session
-            if record is not None and not (self.freeze_token or self.reissue or self.clear_cookie):
+            if record is not None and self.reissue is None and not (self.freeze_token or self.clear_cookie):
                 if self.raced():  # a read-only session: only the race, the slide and renewal matter
                     self.replacement = self.conflict_response()
                     return out
@@ -722,13 +769,13 @@ class _Exchange:
             if jar:
                 self.create(now, jar, authenticated=None, subject=None, created=now)
                 self.emit("session_created", new=self.outcome_fingerprint)
-        if self.reissue and not self.outcome and self.record is not None:
-            self.outcome.append(("Set-Cookie", g.writer.set(self.reissue)))
+        if self.reissue is not None and not self.outcome and self.record is not None:
+            self.outcome.append(("Set-Cookie", g.writer.set(self.reissue.open())))
         if self.clear_cookie and not self.outcome:
             self.outcome.append(("Set-Cookie", g.writer.clear))
         if self.outcome:
             # a copy: ``out`` may be the app's own list, and apps reuse header lists
-            out = _no_cache_set_cookie(list(out))
+            out = keep_out_of_shared_caches(list(out))
             out.extend(self.outcome)
             plain_http = self.environ.get("wsgi.url_scheme") == "http"
             if plain_http and g.settings.secure and self.outcome_fingerprint:
@@ -817,9 +864,9 @@ class _Exchange:
             g.store.create(chain, encode(Record(CHAIN, now, now, next=new.key)), g.settings.absolute_timeout)
         parent = chain or new.key
         self.minted = [self.alias(parent, slot, now) if t else "" for slot, t in enumerate(bearer)]
-        if self.foreign_token:
+        if self.foreign_burn:
             burn = tombstone(now, now, "burned")
-            g.store.retire(g.burn_key(self.foreign_token), encode(burn), g.settings.absolute_timeout)
+            g.store.retire(self.foreign_burn, encode(burn), g.settings.absolute_timeout)
         self.emit("rotation", signal=kind, new=new.fingerprint, rule=bool(self.freeze_token))
 
     def landed(self, outcome: Outcome, key: str, value: str) -> bool:
@@ -888,7 +935,7 @@ class _Exchange:
             after is not None
             and record.authenticated is not None
             and not record.bearer  # tokens point at this key: it must not move
-            and not self.reissue
+            and self.reissue is None
             and not self.from_snapshot
             and self.vid is not None
             and bool(self.vid.sid)
@@ -1051,18 +1098,30 @@ class _Exchange:
         assert pending is not None
         document: Any = None
         app_tokens: list[str] | None = None
-        if body is None:
+        codings = content_codings(pending.out)
+        text, undecodable = body, ""
+        if codings:  # read what the client would read: decoded, within the same bound
+            try:
+                text = decode_body(body, codings, self.g.settings.max_token_body)
+            except Undecodable as exc:
+                text, undecodable = None, str(exc)
+        if undecodable:
+            self.emit("token_body_refused", reason=undecodable, encoding=", ".join(codings)[:64])
+        elif text is None:
             self.emit("token_body_skipped", reason="larger than max_token_body")
         else:
             try:
-                document = load_json(body)
+                document = load_json(text)
                 app_tokens = extract(document, self.g.token_paths)
             except ValueError:
                 self.emit("token_body_skipped", reason="not JSON")
         try:
+            # an unreadable body still rotates: the app has logged someone in either way
             out = self.commit(pending.out, pending.updates, pending.signals, pending.subject, app_tokens)
         except StoreError as exc:
             self.replacement = self.store_down(exc)
+        if undecodable and self.replacement is None:
+            self.replacement = self.undecodable_response()
         if self.replacement is not None:
             rstatus, rheaders, rbody = self.replacement
             self.server_start_response(rstatus, rheaders, pending.exc_info)
@@ -1071,8 +1130,12 @@ class _Exchange:
         if app_tokens is not None and any(self.minted):
             replace_tokens(document, self.g.token_paths, self.minted)
             data = dump_json(document)
-            out = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out]
+            if codings:
+                out = identity_headers(out, len(data))
+            else:
+                out = [(k, str(len(data)) if k.lower() == "content-length" else v) for k, v in out]
         self.server_start_response(pending.status, out, pending.exc_info)
+        self.seal_outcome()
         return data
 
     def abandon(self) -> None:
@@ -1099,11 +1162,20 @@ class _Exchange:
         if self.quiet:  # see load(): the browser may already hold the new cookie
             return "401 Unauthorized", _plain(body), body
         headers = [*_plain(body), ("Set-Cookie", self.g.writer.clear)]
-        return "401 Unauthorized", _no_cache_set_cookie(headers), body
+        return "401 Unauthorized", keep_out_of_shared_caches(headers), body
 
     def token_refused_response(self) -> tuple[str, Headers, bytes]:
         body = b"This token is no longer valid. Please sign in again.\n"
         return "401 Unauthorized", [*_plain(body), ("WWW-Authenticate", 'Bearer error="invalid_token"')], body
+
+    def undecodable_response(self) -> tuple[str, Headers, bytes]:
+        """A login body fixguard could not decode: refused whole, never passed on with the app's token.
+
+        The login has rotated (the old ID is dead); the client starts over with no session.
+        """
+        body = b"The server's answer to this sign-in could not be processed. Please try again.\n"
+        headers = keep_out_of_shared_caches([*_plain(body), ("Set-Cookie", self.g.writer.clear)])
+        return "502 Bad Gateway", headers, body
 
     def conflict_response(self) -> tuple[str, Headers, bytes]:
         body = b"Your session changed while this request was running. Please retry.\n"
@@ -1207,18 +1279,6 @@ def _plain(body: bytes) -> Headers:
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-store"),
     ]
-
-
-def _no_cache_set_cookie(headers: Headers) -> Headers:
-    """Mark a response that sets fixguard's cookie so no shared cache stores and replays it."""
-    directive = 'no-cache="Set-Cookie"'
-    for i, (name, value) in enumerate(headers):
-        if name.lower() == "cache-control":
-            if directive.lower() not in value.lower():
-                headers[i] = (name, f"{value}, {directive}" if value.strip() else directive)
-            return headers
-    headers.append(("Cache-Control", directive))
-    return headers
 
 
 def _apply(jar: Jar, updates: list[SetCookie], now: float) -> Jar:

@@ -57,10 +57,11 @@ class Record:
     reason: str | None = None
     issued: float | None = None  # when this ID was minted (renewal age); None: at ``created``
     bearer: tuple[str, ...] = ()  # the app's own tokens, by token_fields slot ("" where none)
-    parent: str = ""  # alias only: the store key of the session (or its chain) this token belongs to
+    # store keys of other records: out of repr(), so error reporters that record locals miss them
+    parent: str = field(default="", repr=False)  # alias only: key of the session (or its chain) it belongs to
     slot: int = 0  # alias only: which of the session's app tokens it stands for
-    next: str = ""  # snapshot, renewed, chain: the store key of the newer record
-    chain: str = ""  # a session with fixguard tokens: the key of its chain pointer
+    next: str = field(default="", repr=False)  # snapshot, renewed, chain: the store key of the newer record
+    chain: str = field(default="", repr=False)  # a session with fixguard tokens: the key of its chain pointer
 
     @property
     def age_start(self) -> float:

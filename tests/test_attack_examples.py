@@ -357,10 +357,41 @@ def test_demo_exploits_bare_and_blocks_protected() -> None:
     out = io.StringIO()
     assert run_demo(out) == 0, out.getvalue()
     text = out.getvalue()
-    assert text.count("EXPLOITED") == 2
-    assert text.count("BLOCKED") == 2
+    assert text.count("EXPLOITED") == 3
+    assert text.count("BLOCKED") == 3
     # Cookie values are cut short: no long opaque token is ever printed whole.
     assert not re.search(r"[A-Za-z0-9_\-]{20,}", text), text
+
+
+def test_cli_demo_plays_all_three_shapes_and_exits_0() -> None:
+    """``fixguard demo`` as a user runs it: every seed's shape, exploited bare, blocked protected."""
+    done = subprocess.run(
+        [sys.executable, "-m", "fixguard", "demo"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    summary = done.stdout.split("Summary:")[1]
+    for name in ("signed_cookie_app", "basic_auth_app", "bearer_app"):
+        assert re.search(rf"{name} +bare +exploited +as expected", summary), summary
+        assert re.search(rf"{name} +protected by FixGuard +blocked +as expected", summary), summary
+    bearer = done.stdout.split("== examples/bearer_app.py")[1].split("Summary:")[0]
+    bare, protected = bearer.split("-- protected by FixGuard")
+    # Bare, the app keeps the token the attacker made up; protected, it is burned at login.
+    assert "the very token the attacker planted" in bare and "EXPLOITED" in bare
+    assert "a fresh token" in protected and "fixguard: token_blocked" in protected
+    assert "GET /me -> 401" in protected and "BLOCKED" in protected
+    assert not re.search(r"[A-Za-z0-9_\-]{20,}", done.stdout)  # no token or ID printed whole
+
+
+def test_demo_fails_when_the_bearer_api_is_not_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The exit rule covers the new shape: a protected run that is exploited is exit status 1."""
+    from fixguard.demo import run_demo
+
+    bearer_app = importlib.import_module("examples.bearer_app")
+    monkeypatch.setattr(bearer_app, "protect", lambda app, **options: app)  # "protected" = bare
+    out = io.StringIO()
+    assert run_demo(out) == 1
+    unexpected = r"bearer_app +protected by FixGuard +exploited +UNEXPECTED, wanted blocked"
+    assert re.search(unexpected, out.getvalue())
 
 
 def test_demo_without_flask_says_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -130,13 +130,16 @@ def test_revoke_ends_every_id_of_every_chain(store: Store, events: list[Event]) 
 
 
 def test_a_write_never_extends_the_absolute_lifetime(store: Store) -> None:
-    guarded = guard(tiny_app, store=store, idle_timeout=1.0, absolute_timeout=1.0)
+    guarded = guard(tiny_app, store=store, idle_timeout=2.0, absolute_timeout=2.0)
+    began = time.monotonic()
     cookie = fg_cookie(ask(guarded, "/set?v=0", None))
     for i in range(1, 4):
-        time.sleep(0.3)
-        cookie = fg_cookie(ask(guarded, f"/set?v={i}", cookie)) or cookie
+        time.sleep(0.45)
+        moved = fg_cookie(ask(guarded, f"/set?v={i}", cookie))
+        assert moved and moved != cookie  # each write: a new ID
+        cookie = moved
     assert ask(guarded, "/whoami", cookie).text == "3"
-    time.sleep(0.25)  # 1.15 s after the session began, 0.25 s after its last write
+    time.sleep(max(0.0, began + 2.1 - time.monotonic()))  # past the absolute end, soon after a write
     assert ask(guarded, "/whoami", cookie).text == "anonymous"
 
 
