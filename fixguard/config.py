@@ -50,6 +50,8 @@ _PLACEHOLDERS = (
     "not-a-secret",
     "fixguard-example-key",
 )
+#: Field-name fragments that mark a body as carrying credentials (matched as "name contains").
+DEFAULT_CREDENTIAL_FIELDS = ("password", "passwd", "passphrase", "pwd")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
 
@@ -150,6 +152,9 @@ class Settings:
     token_fields: tuple[str, ...]
     token_passthrough: tuple[Rule, ...]
     max_token_body: int
+    detect_logins: bool = True
+    credential_fields: tuple[str, ...] = DEFAULT_CREDENTIAL_FIELDS
+    max_detect_body: int = 65536
     on_event: Callable[[Any], None] | None = field(default=None, compare=False)
 
     @classmethod
@@ -179,6 +184,9 @@ class Settings:
         token_fields: Iterable[str] | str = (),
         token_passthrough: Iterable[str] | str = (),
         max_token_body: int = 1024 * 1024,
+        detect_logins: bool = True,
+        credential_fields: Iterable[str] | str = DEFAULT_CREDENTIAL_FIELDS,
+        max_detect_body: int = 65536,
     ) -> Settings:
         """Validate every setting; raise ConfigError naming the first bad one."""
         if secret_key is None:
@@ -238,6 +246,18 @@ class Settings:
         fields = _token_fields(token_fields)
         if isinstance(max_token_body, bool) or not isinstance(max_token_body, int) or max_token_body < 1:
             raise ConfigError(f"max_token_body must be a positive number of bytes, got {max_token_body!r}")
+        if not isinstance(detect_logins, bool):
+            raise ConfigError(f"detect_logins must be True or False, got {detect_logins!r}")
+        if isinstance(credential_fields, str):
+            credential_fields = (credential_fields,)
+        needles = tuple(credential_fields)
+        for needle in needles:
+            if not isinstance(needle, str) or not needle.strip() or needle != needle.strip():
+                raise ConfigError(
+                    f"credential_fields: {needle!r} is not a field name fragment like 'password'"
+                )
+        if isinstance(max_detect_body, bool) or not isinstance(max_detect_body, int) or max_detect_body < 1:
+            raise ConfigError(f"max_detect_body must be a positive number of bytes, got {max_detect_body!r}")
         login_rules = _rules("login", login)
         logout_rules = _rules("logout", logout)
         elevate_rules = _rules("elevate", elevate)
@@ -274,6 +294,9 @@ class Settings:
             token_fields=fields,
             token_passthrough=_rules("token_passthrough", token_passthrough),
             max_token_body=max_token_body,
+            detect_logins=detect_logins,
+            credential_fields=tuple(dict.fromkeys(n.lower() for n in needles)),
+            max_detect_body=max_detect_body,
             on_event=on_event,
         )
 
@@ -434,6 +457,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("token_fields", LIST),
     Option("token_passthrough", LIST),
     Option("max_token_body", INTEGER),
+    Option("detect_logins", BOOL),
+    Option("credential_fields", LIST),
+    Option("max_detect_body", INTEGER),
     Option("redis_url", TEXT, secret=True, store=True),  # may carry a password
     Option("redis_prefix", TEXT, store=True),
 )

@@ -16,6 +16,7 @@ hardened cookie. A request whose store does not answer gets a 503: fail closed.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .caching import keep_out_of_shared_caches
-from .config import Settings
+from .config import DEFAULT_CREDENTIAL_FIELDS, Settings
 from .cookies import (
     CookieWriter,
     Jar,
@@ -33,6 +34,7 @@ from .cookies import (
     jar_pairs,
     parse_set_cookie,
 )
+from .detect import BODY_METHODS, authorization_user, carries_credentials, field_names, read_body
 from .encoding import Undecodable, content_codings, identity_headers
 from .encoding import decode as decode_body
 from .events import Event, EventSink
@@ -63,6 +65,8 @@ from .signals import (
     ENVIRON_SUBJECT,
     Rule,
     RuleSet,
+    location_path,
+    normalize_path,
     parse_event_header,
 )
 from .signals import (
@@ -86,6 +90,10 @@ ENVIRON_SESSION = "fixguard.session"
 SLIDE_FRACTION = 0.1  # slide the idle TTL at most once per this fraction of idle_timeout
 _MAX_SUBJECT = 256
 _WATCHED = frozenset(("set-cookie", "fixguard-event", "fixguard-subject"))
+_DETECTABLE = re.compile(
+    r"^\s*(?:application/x-www-form-urlencoded|multipart/form-data|application/(?:[\w.+-]+\+)?json)\s*(?:;|$)",
+    re.IGNORECASE,
+)
 #: Tombstones whose ID the same browser may still send in parallel for a moment.
 _QUIET_REASONS = frozenset(("login", "elevate", "logout"))
 _LOCAL_HOSTS = frozenset(("localhost", "127.0.0.1", "::1"))
@@ -154,6 +162,10 @@ class FixGuard:
         swapped for a fixguard token, and ``Authorization: Bearer`` is translated back.
     :param token_passthrough: rules (``"GET /public/*"``) where foreign bearer tokens reach the app.
     :param max_token_body: login bodies larger than this pass untouched (with an event).
+    :param detect_logins: treat a request carrying credentials (Basic/Digest for another user,
+        or a form/JSON body with a password-like field) like one matching a login rule.
+    :param credential_fields: field-name fragments that mark a body as carrying credentials.
+    :param max_detect_body: larger bodies pass uninspected.
     """
 
     def __init__(
@@ -184,6 +196,9 @@ class FixGuard:
         token_fields: Iterable[str] | str = (),
         token_passthrough: Iterable[str] | str = (),
         max_token_body: int = 1024 * 1024,
+        detect_logins: bool = True,
+        credential_fields: Iterable[str] | str = DEFAULT_CREDENTIAL_FIELDS,
+        max_detect_body: int = 65536,
     ) -> None:
         if isinstance(app, FixGuard):
             from .config import ConfigError
@@ -217,6 +232,9 @@ class FixGuard:
             token_fields=token_fields,
             token_passthrough=token_passthrough,
             max_token_body=max_token_body,
+            detect_logins=detect_logins,
+            credential_fields=credential_fields,
+            max_detect_body=max_detect_body,
         )
         if store is None:
             store = MemoryStore()
@@ -358,6 +376,9 @@ class _Exchange:
     now = 0.0  # wall-clock time the session was read
     active = True  # this call is in flight: a second guard meeting it is a misconfiguration
     quiet = False  # a recently retired ID: refuse, but never touch the client's cookie
+    detected = ""  # credentials seen in the request: "body", or "basic" (a login if another user)
+    basic_user = ""  # keyed hash of the Basic/Digest username
+    via = ""  # what raised the rotating signal: rule, credentials, call or header
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
         self.g = guard
@@ -421,9 +442,13 @@ class _Exchange:
                 self.emit("bad_cookie", reason="oversized")
         if g.token_paths and "HTTP_AUTHORIZATION" in environ:
             self.bearer_in()
+        if g.settings.detect_logins and not self.rules and not self.via_token:
+            self.detect()  # a matching rule decides alone; a fixguard token's holder is logged in
         try:
             if self.vid is not None:
                 self.load()
+            if self.detected == "basic":
+                self.basic_login()
             if self.foreign_burn and self.burned(self.foreign_burn):
                 return self.refuse_now(self.token_refused_response())
         except StoreError as exc:
@@ -449,6 +474,53 @@ class _Exchange:
             # a login/elevate: its tokens must come back in a body fixguard can read
             environ.pop("HTTP_ACCEPT_ENCODING", None)
         return None
+
+    def detect(self) -> None:
+        """Credentials in the request make it a login, known before the app runs (like a rule).
+
+        A body with a password-like field freezes the session at once. Basic
+        or Digest credentials are a login only for a session not already
+        authenticated as that user: decided once the record is read.
+        """
+        g, environ, s = self.g, self.environ, self.g.settings
+        auth = environ.get("HTTP_AUTHORIZATION")
+        if auth:
+            user = authorization_user(auth)
+            if user is not None:
+                self.basic_user = g.ids.key_for("basic-user:" + user)[:24]
+                self.detected = "basic"
+                return
+        if self.method not in BODY_METHODS or not s.credential_fields:
+            return
+        content_type = environ.get("CONTENT_TYPE")
+        if not content_type or not _DETECTABLE.match(content_type):
+            return  # no body worth reading: a GET, an upload of another type
+        body = read_body(environ, s.max_detect_body)
+        names = field_names(content_type, body, s.max_detect_body) if body else ()
+        if carries_credentials(names, s.credential_fields):
+            self.detected = "body"
+            self.rotating = True
+
+    def basic_login(self) -> None:
+        """Basic/Digest credentials: a login unless the session is already that user's."""
+        record = self.record
+        if record is not None and record.authenticated is not None and record.basic == self.basic_user:
+            self.detected = ""  # the browser re-sends the same user's credentials: nothing new
+            return
+        self.rotating = True
+        if record is None or self.from_snapshot or not self.head_key:
+            return  # no live head of our own to freeze (none, retired, frozen elsewhere)
+        token = secrets.token_hex(8)
+        value = self.g.store.freeze(self.head_key, token)
+        if value is None or guard_of(value) != self.read_guard:
+            # changed since we read it: run as a login without a session to carry over
+            self.record = self.head = None
+            self.head_key = ""
+            self.frozen_elsewhere = value is not None and guard_of(value)[1:2] == ROTATING
+            return
+        self.freeze_token = token
+        self.read_guard = self.read_guard[:1] + ROTATING + token
+        self.read_at = time.monotonic()
 
     def bearer_in(self) -> None:
         """Take the Authorization header apart: ours is verified, anything else discarded.
@@ -701,7 +773,7 @@ class _Exchange:
             code = 500
         out, updates, signals, subject = self.scan(headers)
         race_checked = False
-        if not (updates or signals or self.rules) and ENVIRON_SIGNALS not in environ:
+        if not (updates or signals or self.rules or self.detected) and ENVIRON_SIGNALS not in environ:
             # Nothing set, no signal: the two common requests decide almost nothing.
             record = self.record
             if self.vid is None and not self.clear_cookie:
@@ -716,13 +788,24 @@ class _Exchange:
                 now = self.now  # when the record was read: close enough to decide a lazy slide
                 if now - record.touched <= self.g.slide_after and not self.renewal_due(record, now):
                     return out
-        signals.extend(environ.get(ENVIRON_SIGNALS, ()))
+        header_signals = bool(signals)
+        called = list(environ.get(ENVIRON_SIGNALS, ()))
+        signals.extend(called)
         subject = environ.get(ENVIRON_SUBJECT) or subject
         if subject is not None:
             subject = str(subject)[:_MAX_SUBJECT] or None
-        if self.rules:
+        location = None
+        if self.rules or self.detected:
             location = next((v for k, v in out if k.lower() == "location"), None)
-            signals.extend(r.signal for r in self.rules if r.counts(code, location, self.path))
+        counted = [r.signal for r in self.rules if r.counts(code, location, self.path)]
+        if self.detected and self.rotating and self.detected_success(code, location):
+            counted.append("login")
+            self.via = "credentials"
+        if counted and not self.via:
+            self.via = "rule"
+        if not self.via:
+            self.via = "call" if ROTATING_SIGNALS.intersection(called) else "header" if header_signals else ""
+        signals.extend(counted)
 
         if not race_checked and self.record is not None and not self.freeze_token and self.raced():
             self.replacement = self.conflict_response()
@@ -734,6 +817,14 @@ class _Exchange:
                 return None
             self.emit("token_body_skipped", reason="not JSON")
         return self.commit(out, updates, signals, subject)
+
+    def detected_success(self, code: int, location: str | None) -> bool:
+        """A detected login succeeded: below 400, except a redirect back to the form it posted."""
+        if code >= 400:
+            return False
+        if 300 <= code < 400 and location:
+            return location_path(location, self.path) != normalize_path(self.path)
+        return True
 
     def commit(
         self,
@@ -833,7 +924,8 @@ class _Exchange:
             subject = subject or old.subject
         bearer = tuple(app_tokens) if app_tokens and any(app_tokens) else ()
         chain = ("chain:" + secrets.token_hex(20)) if bearer else ""
-        fresh = Record(LIVE, created, now, "", now, subject, jar, bearer=bearer, chain=chain)
+        basic = self.basic_user or (old.basic if old is not None and kind == "elevate" else "")
+        fresh = Record(LIVE, created, now, "", now, subject, jar, bearer=bearer, chain=chain, basic=basic)
         new, signed = g.ids.mint()
         old_key = self.head_key or (self.vid.key if self.vid is not None else "")
         old_created = self.head.created if self.head is not None else None
@@ -867,7 +959,9 @@ class _Exchange:
         if self.foreign_burn:
             burn = tombstone(now, now, "burned")
             g.store.retire(self.foreign_burn, encode(burn), g.settings.absolute_timeout)
-        self.emit("rotation", signal=kind, new=new.fingerprint, rule=bool(self.freeze_token))
+        via = self.via or "rule"
+        frozen_by_rule = via == "rule" and bool(self.freeze_token)
+        self.emit("rotation", signal=kind, new=new.fingerprint, rule=frozen_by_rule, via=via)
 
     def landed(self, outcome: Outcome, key: str, value: str) -> bool:
         """Did the handover's new record really get stored (a replayed call counts), unrevoked?"""

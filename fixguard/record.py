@@ -62,6 +62,7 @@ class Record:
     slot: int = 0  # alias only: which of the session's app tokens it stands for
     next: str = field(default="", repr=False)  # snapshot, renewed, chain: the store key of the newer record
     chain: str = field(default="", repr=False)  # a session with fixguard tokens: the key of its chain pointer
+    basic: str = field(default="", repr=False)  # keyed hash of the Basic/Digest user a detected login saw
 
     @property
     def age_start(self) -> float:
@@ -111,6 +112,8 @@ def encode(record: Record) -> str:
             body["x"] = record.next
         if record.chain:
             body["h"] = record.chain
+        if record.basic:
+            body["u"] = record.basic
         body["t"] = round(record.touched, 3)
         if record.authenticated is not None:
             body["a"] = round(record.authenticated, 3)
@@ -168,8 +171,9 @@ def decode(value: str | bytes) -> Record:
         if state == CHAIN:
             return Record(CHAIN, created, created, token, next=nxt)
         chain = body.get("h", "")
-        if not isinstance(chain, str):
-            raise CorruptRecord("bad chain")
+        basic = body.get("u", "")
+        if not isinstance(chain, str) or not isinstance(basic, str):
+            raise CorruptRecord("bad chain or user")
         touched = _time(body, "t")
         authenticated = _time(body, "a") if "a" in body else None
         subject = body.get("s")
@@ -192,6 +196,7 @@ def decode(value: str | bytes) -> Record:
             bearer=tuple(bearer),
             next=nxt,
             chain=chain,
+            basic=basic,
         )
     except CorruptRecord:
         raise
