@@ -52,6 +52,8 @@ _PLACEHOLDERS = (
 )
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
+# reject_redirect: visible ASCII but backslash (browsers read /\evil as //evil)
+_REDIRECT = re.compile(r"[\x21-\x5b\x5d-\x7e]+")
 
 
 class ConfigError(ValueError):
@@ -120,6 +122,34 @@ def _positive(setting: str, value: Any) -> float:
     return float(value)
 
 
+def _redirect_target(value: Any) -> str | None:
+    """``reject_redirect``: a path on this site or an absolute http(s) URL, nothing a header can't carry."""
+    if value is None:
+        return None
+    local = isinstance(value, str) and value[:1] == "/" and value[1:2] != "/"
+    absolute = isinstance(value, str) and value.startswith(("https://", "http://"))
+    if (local or absolute) and _REDIRECT.fullmatch(value):
+        return str(value)
+    raise ConfigError(
+        f"reject_redirect must be a path on this site like '/login' (not '//host…') or an absolute "
+        f"http(s) URL, without spaces or control characters; got {value!r}"
+    )
+
+
+def _cookie_max_age(value: Any, absolute: float) -> float | None:
+    """``cookie_max_age``: None (a browser-session cookie) or seconds, never beyond absolute_timeout."""
+    if value is None:
+        return None
+    age = _positive("cookie_max_age", value)
+    if age > absolute:
+        raise ConfigError(
+            f"cookie_max_age ({age:.12g}s) is longer than absolute_timeout ({absolute:.12g}s), which ends "
+            "every session whatever the cookie says: raise absolute_timeout to at least "
+            f"{age:.12g} (and idle_timeout to match, for a 'remember me' session), or lower cookie_max_age"
+        )
+    return age
+
+
 @dataclass(frozen=True)
 class Settings:
     """FixGuard's validated settings. Build with :meth:`Settings.build`."""
@@ -147,6 +177,9 @@ class Settings:
     token_passthrough: tuple[Rule, ...]
     max_token_body: int
     on_event: Callable[[Any], None] | None = field(default=None, compare=False)
+    reject_redirect: str | None = None
+    cookie_max_age: float | None = None
+    on_reject: Callable[[Any], Any] | None = field(default=None, compare=False)
 
     @classmethod
     def build(
@@ -175,6 +208,9 @@ class Settings:
         token_fields: Iterable[str] | str = (),
         token_passthrough: Iterable[str] | str = (),
         max_token_body: int = 1024 * 1024,
+        reject_redirect: str | None = None,
+        cookie_max_age: float | None = None,
+        on_reject: Callable[[Any], Any] | None = None,
     ) -> Settings:
         """Validate every setting; raise ConfigError naming the first bad one."""
         if secret_key is None:
@@ -234,6 +270,9 @@ class Settings:
         fields = _token_fields(token_fields)
         if isinstance(max_token_body, bool) or not isinstance(max_token_body, int) or max_token_body < 1:
             raise ConfigError(f"max_token_body must be a positive number of bytes, got {max_token_body!r}")
+        if on_reject is not None and not callable(on_reject):
+            raise ConfigError("on_reject must be a callable taking one fixguard.responses.Rejection, or None")
+        cookie_age = _cookie_max_age(cookie_max_age, absolute)
         login_rules = _rules("login", login)
         logout_rules = _rules("logout", logout)
         elevate_rules = _rules("elevate", elevate)
@@ -271,6 +310,9 @@ class Settings:
             token_passthrough=_rules("token_passthrough", token_passthrough),
             max_token_body=max_token_body,
             on_event=on_event,
+            reject_redirect=_redirect_target(reject_redirect),
+            cookie_max_age=cookie_age,
+            on_reject=on_reject,
         )
 
 
@@ -430,6 +472,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("token_fields", LIST),
     Option("token_passthrough", LIST),
     Option("max_token_body", INTEGER),
+    Option("reject_redirect", TEXT),
+    Option("cookie_max_age", OPTIONAL_SECONDS),
     Option("redis_url", TEXT, secret=True, store=True),  # may carry a password
     Option("redis_prefix", TEXT, store=True),
 )
@@ -441,6 +485,8 @@ _BY_ENV = {option.env: option for option in OPTIONS}
 PYTHON_ONLY = {
     "on_event": "on_event is a Python callable and has no environment or TOML form: pass it as a "
     "keyword, e.g. FixGuard.from_env(app, on_event=handler)",
+    "on_reject": "on_reject is a Python callable and has no environment or TOML form: pass it as a "
+    "keyword, or use reject_redirect (FIXGUARD_REJECT_REDIRECT) to send browsers to the login page",
     "store": "store has no environment or TOML form: set redis_url (FIXGUARD_REDIS_URL) for a "
     "RedisStore, leave it unset for a MemoryStore, or pass store= in Python",
 }
