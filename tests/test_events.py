@@ -199,15 +199,13 @@ def test_a_field_named_like_a_log_record_attribute_is_prefixed(records: list[log
     [
         "/x id=AAAAAAAAAAAA from=10.0.0.1",
         '/x" id="AAAA" from="10.0.0.1',
-        "/x\\\" id=AAAA",
+        '/x\\" id=AAAA',
         "/x\nfixation_blocked id=AAAA from=10.0.0.1",
         "/x\r\x1b[2K from=10.0.0.1",
         "/" + "a=b " * 200,
     ],
 )
-def test_a_hostile_path_cannot_forge_a_field_or_a_line(
-    path: str, records: list[logging.LogRecord]
-) -> None:
+def test_a_hostile_path_cannot_forge_a_field_or_a_line(path: str, records: list[logging.LogRecord]) -> None:
     status, fingerprint = play_fixation(path=path)
     assert status == 401
     (record,) = [r for r in records if getattr(r, "kind", None) == "fixation_blocked"]
