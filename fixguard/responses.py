@@ -220,7 +220,7 @@ def _negotiated(reason: Reason, kind: str) -> Response:
         body = (
             '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{title}</title></head>\n<body><h1>{title}</h1>\n<p>{detail}</p></body></html>\n"
+            f"<title>{detail}</title></head>\n<body><h1>{title}</h1>\n<p>{detail}</p></body></html>\n"
         ).encode()
         content_type = "text/html; charset=utf-8"
     else:
