@@ -142,7 +142,7 @@ class Refusals:
         self.redirect = redirect
         self.hook = hook
         self.own_cookies = frozenset(name.lower() for name in own_cookies)
-        #: Called with each refusal's Reason (metrics count them); must not raise.
+        #: Called with each refusal's Reason (metrics count them); one that raises is logged.
         self.listeners: list[Callable[[Reason], None]] = []
 
     def respond(
@@ -154,7 +154,10 @@ class Refusals:
     ) -> Response:
         """The refusal for ``reason``. ``clear`` is the Set-Cookie that clears fixguard's cookie."""
         for listener in self.listeners:
-            listener(reason)
+            try:
+                listener(reason)
+            except Exception:
+                log.exception("a fixguard refusal listener raised; the refusal goes out")
         answer = self._from_hook(reason, environ) if self.hook is not None else None
         if answer is None:
             kind = preferred(environ.get("HTTP_ACCEPT"))

@@ -241,3 +241,16 @@ def test_on_reject_must_be_callable() -> None:
 
     with pytest.raises(ConfigError, match="on_reject must be a callable"):
         guard(VulnerableApp(), on_reject="/login")
+
+
+def test_a_listener_that_raises_never_loses_the_refusal(caplog: pytest.LogCaptureFixture) -> None:
+    g = guard(VulnerableApp())
+
+    def broken(reason: Any) -> None:
+        raise RuntimeError("metrics backend down")
+
+    g.refusals.listeners.append(broken)
+    with caplog.at_level(logging.ERROR, logger="fixguard"):
+        res = replay_401(g)
+    assert res.status_int == 401 and fg_cookie(res) == ""
+    assert "refusal listener raised" in caplog.text
