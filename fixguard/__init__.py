@@ -3,6 +3,7 @@
 Public names only; see the README for the model and the settings.
 """
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError
@@ -25,7 +26,12 @@ __all__ = [
     "StoreError",
     "signal",
 ]
-__version__ = "0.1.0"
+try:
+    # One version source: setup.cfg, as installed. A source tree that was never
+    # installed has no metadata, and says so rather than guess.
+    __version__ = version("fixguard")
+except PackageNotFoundError:  # pragma: no cover - only in an uninstalled checkout
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str) -> Any:

@@ -26,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fixguard", description="WSGI middleware that makes session fixation impossible."
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"fixguard {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(commands)
     _add_check(commands)

@@ -54,6 +54,8 @@ _PLACEHOLDERS = (
 DEFAULT_CREDENTIAL_FIELDS = ("password", "passwd", "passphrase", "pwd")
 _COOKIE_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _SAMESITE = {"strict": "Strict", "lax": "Lax", "none": "None"}
+# reject_redirect: visible ASCII but backslash (browsers read /\evil as //evil)
+_REDIRECT = re.compile(r"[\x21-\x5b\x5d-\x7e]+")
 
 
 class ConfigError(ValueError):
@@ -122,6 +124,34 @@ def _positive(setting: str, value: Any) -> float:
     return float(value)
 
 
+def _redirect_target(value: Any) -> str | None:
+    """``reject_redirect``: a path on this site or an absolute http(s) URL, nothing a header can't carry."""
+    if value is None:
+        return None
+    local = isinstance(value, str) and value[:1] == "/" and value[1:2] != "/"
+    absolute = isinstance(value, str) and value.startswith(("https://", "http://"))
+    if (local or absolute) and _REDIRECT.fullmatch(value):
+        return str(value)
+    raise ConfigError(
+        f"reject_redirect must be a path on this site like '/login' (not '//host…') or an absolute "
+        f"http(s) URL, without spaces or control characters; got {value!r}"
+    )
+
+
+def _cookie_max_age(value: Any, absolute: float) -> float | None:
+    """``cookie_max_age``: None (a browser-session cookie) or seconds, never beyond absolute_timeout."""
+    if value is None:
+        return None
+    age = _positive("cookie_max_age", value)
+    if age > absolute:
+        raise ConfigError(
+            f"cookie_max_age ({age:.12g}s) is longer than absolute_timeout ({absolute:.12g}s), which ends "
+            "every session whatever the cookie says: raise absolute_timeout to at least "
+            f"{age:.12g} (and idle_timeout to match, for a 'remember me' session), or lower cookie_max_age"
+        )
+    return age
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """FixGuard's validated settings. Build with :meth:`Settings.build`.
@@ -156,6 +186,9 @@ class Settings:
     credential_fields: tuple[str, ...] = DEFAULT_CREDENTIAL_FIELDS
     max_detect_body: int = 65536
     on_event: Callable[[Any], None] | None = field(default=None, compare=False)
+    reject_redirect: str | None = None
+    cookie_max_age: float | None = None
+    on_reject: Callable[[Any], Any] | None = field(default=None, compare=False)
 
     @classmethod
     def build(
@@ -187,6 +220,9 @@ class Settings:
         detect_logins: bool = True,
         credential_fields: Iterable[str] | str = DEFAULT_CREDENTIAL_FIELDS,
         max_detect_body: int = 65536,
+        reject_redirect: str | None = None,
+        cookie_max_age: float | None = None,
+        on_reject: Callable[[Any], Any] | None = None,
     ) -> Settings:
         """Validate every setting; raise ConfigError naming the first bad one."""
         if secret_key is None:
@@ -258,6 +294,9 @@ class Settings:
                 )
         if isinstance(max_detect_body, bool) or not isinstance(max_detect_body, int) or max_detect_body < 1:
             raise ConfigError(f"max_detect_body must be a positive number of bytes, got {max_detect_body!r}")
+        if on_reject is not None and not callable(on_reject):
+            raise ConfigError("on_reject must be a callable taking one fixguard.responses.Rejection, or None")
+        cookie_age = _cookie_max_age(cookie_max_age, absolute)
         login_rules = _rules("login", login)
         logout_rules = _rules("logout", logout)
         elevate_rules = _rules("elevate", elevate)
@@ -298,6 +337,9 @@ class Settings:
             credential_fields=tuple(dict.fromkeys(n.lower() for n in needles)),
             max_detect_body=max_detect_body,
             on_event=on_event,
+            reject_redirect=_redirect_target(reject_redirect),
+            cookie_max_age=cookie_age,
+            on_reject=on_reject,
         )
 
 
@@ -460,6 +502,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("detect_logins", BOOL),
     Option("credential_fields", LIST),
     Option("max_detect_body", INTEGER),
+    Option("reject_redirect", TEXT),
+    Option("cookie_max_age", OPTIONAL_SECONDS),
     Option("redis_url", TEXT, secret=True, store=True),  # may carry a password
     Option("redis_prefix", TEXT, store=True),
 )
@@ -471,6 +515,8 @@ _BY_ENV = {option.env: option for option in OPTIONS}
 PYTHON_ONLY = {
     "on_event": "on_event is a Python callable and has no environment or TOML form: pass it as a "
     "keyword, e.g. FixGuard.from_env(app, on_event=handler)",
+    "on_reject": "on_reject is a Python callable and has no environment or TOML form: pass it as a "
+    "keyword, or use reject_redirect (FIXGUARD_REJECT_REDIRECT) to send browsers to the login page",
     "store": "store has no environment or TOML form: set redis_url (FIXGUARD_REDIS_URL) for a "
     "RedisStore, leave it unset for a MemoryStore, or pass store= in Python",
 }

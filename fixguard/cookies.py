@@ -183,20 +183,30 @@ def jar_pairs(jar: Jar, request_path: str, now: float) -> list[str]:
 
 
 class CookieWriter:
-    """fixguard's own Set-Cookie values: HttpOnly, Secure, SameSite, Path=/, no Domain."""
+    """fixguard's own Set-Cookie values: HttpOnly, Secure, SameSite, Path=/, no Domain.
 
-    def __init__(self, name: str, secure: bool, samesite: str):
+    ``max_age`` None (the default) writes a browser-session cookie; seconds write a
+    persistent one (``Max-Age`` and ``Expires``), never outliving its session's
+    absolute end.
+    """
+
+    def __init__(self, name: str, secure: bool, samesite: str, max_age: float | None = None):
         self.name = name
         self.secure = secure
         self.samesite = samesite
+        self.max_age = max_age
         self.clear = dump_cookie(
             name, "", max_age=0, expires=0, path="/", secure=secure, httponly=True, samesite=samesite
         )
 
-    def set(self, value: str) -> str:
-        """A session cookie carrying a signed ID."""
+    def set(self, value: str, session_end: float | None = None) -> str:
+        """A cookie carrying a signed ID; ``session_end`` (Unix time) caps a persistent one."""
+        age: int | None = None
+        if self.max_age is not None:
+            seconds = self.max_age if session_end is None else min(self.max_age, session_end - time.time())
+            age = max(1, round(seconds))
         return dump_cookie(
-            self.name, value, path="/", secure=self.secure, httponly=True, samesite=self.samesite
+            self.name, value, path="/", secure=self.secure, httponly=True, samesite=self.samesite, max_age=age
         )
 
 

@@ -58,6 +58,7 @@ from .record import (
     live_info,
     tombstone,
 )
+from .responses import SESSION_CHANGED, SESSION_ENDED, STORE_UNAVAILABLE, TOKEN_INVALID, Refusals
 from .secrecy import Sealed
 from .signals import (
     ENVIRON_CONTEXT,
@@ -83,6 +84,8 @@ if TYPE_CHECKING:
 
     from _typeshed import OptExcInfo
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .responses import HookAnswer, Rejection
 
 Headers = list[tuple[str, str]]
 
@@ -166,6 +169,13 @@ class FixGuard:
         or a form/JSON body with a password-like field) like one matching a login rule.
     :param credential_fields: field-name fragments that mark a body as carrying credentials.
     :param max_detect_body: larger bodies pass uninspected.
+    :param redis_url: a Redis URL: the store is ``RedisStore.from_url(redis_url)`` (not with ``store``).
+    :param redis_prefix: the key prefix of that RedisStore (``"fixguard:"``).
+    :param reject_redirect: send a browser presenting an ended session here (303) instead of a 401.
+    :param on_reject: ``callable(rejection)`` returning ``(status, headers, body)`` (or None for the
+        default) for every refusal: 401, 409, 503. See :mod:`fixguard.responses`.
+    :param cookie_max_age: seconds fixguard's cookie persists in the browser (never beyond the
+        session's absolute timeout); None, the default, is a browser-session cookie.
     """
 
     def __init__(
@@ -199,6 +209,11 @@ class FixGuard:
         detect_logins: bool = True,
         credential_fields: Iterable[str] | str = DEFAULT_CREDENTIAL_FIELDS,
         max_detect_body: int = 65536,
+        redis_url: str | None = None,
+        redis_prefix: str | None = None,
+        reject_redirect: str | None = None,
+        on_reject: Callable[[Rejection], HookAnswer] | None = None,
+        cookie_max_age: float | None = None,
     ) -> None:
         if isinstance(app, FixGuard):
             from .config import ConfigError
@@ -235,7 +250,12 @@ class FixGuard:
             detect_logins=detect_logins,
             credential_fields=credential_fields,
             max_detect_body=max_detect_body,
+            reject_redirect=reject_redirect,
+            on_reject=on_reject,
+            cookie_max_age=cookie_max_age,
         )
+        if redis_url is not None or redis_prefix is not None:
+            store = _store_from_url(store, redis_url, redis_prefix)
         if store is None:
             store = MemoryStore()
         elif not isinstance(store, Store):
@@ -250,7 +270,8 @@ class FixGuard:
         self.cookie_filter = RequestCookieFilter(
             s.cookie_name, s.app_cookies, s.max_cookie_header, s.max_cookies
         )
-        self.writer = CookieWriter(s.cookie_name, s.secure, s.samesite)
+        self.writer = CookieWriter(s.cookie_name, s.secure, s.samesite, s.cookie_max_age)
+        self.refusals = Refusals(s.reject_redirect, s.on_reject, (s.cookie_name, *s.app_cookies))
         self.rules = RuleSet((*s.login, *s.logout, *s.elevate))
         self.events = EventSink(on_event)
         self.app_cookie_names = frozenset(s.app_cookies)
@@ -861,7 +882,8 @@ class _Exchange:
                 self.create(now, jar, authenticated=None, subject=None, created=now)
                 self.emit("session_created", new=self.outcome_fingerprint)
         if self.reissue is not None and not self.outcome and self.record is not None:
-            self.outcome.append(("Set-Cookie", g.writer.set(self.reissue.open())))
+            end = self.record.created + g.settings.absolute_timeout
+            self.outcome.append(("Set-Cookie", g.writer.set(self.reissue.open(), end)))
         if self.clear_cookie and not self.outcome:
             self.outcome.append(("Set-Cookie", g.writer.clear))
         if self.outcome:
@@ -951,7 +973,7 @@ class _Exchange:
             self.emit("write_lost", reason="session revoked during elevate")
             self.clear_cookie = True
             return
-        self.hand_out(new, signed)
+        self.hand_out(new, signed, created)
         if chain:
             g.store.create(chain, encode(Record(CHAIN, now, now, next=new.key)), g.settings.absolute_timeout)
         parent = chain or new.key
@@ -976,9 +998,10 @@ class _Exchange:
         self.clear_cookie = True
         return False
 
-    def hand_out(self, vid: VerifiedID, signed: str) -> None:
-        """Queue the cookie for the session's new ID."""
-        self.outcome.append(("Set-Cookie", self.g.writer.set(signed)))
+    def hand_out(self, vid: VerifiedID, signed: str, created: float) -> None:
+        """Queue the cookie for the session's new ID (a persistent one ends with the session)."""
+        end = created + self.g.settings.absolute_timeout
+        self.outcome.append(("Set-Cookie", self.g.writer.set(signed, end)))
         self.outcome_fingerprint = vid.fingerprint
 
     def logout(self, now: float, updates: list[SetCookie]) -> None:
@@ -1079,7 +1102,7 @@ class _Exchange:
                 self.emit("write_lost", reason="session revoked during renewal")
                 self.clear_cookie = True
                 return
-        self.hand_out(succ, signed)
+        self.hand_out(succ, signed, record.created)
         self.emit("renewal", new=succ.fingerprint)
 
     def update(self, now: float, updates: list[SetCookie]) -> None:
@@ -1151,7 +1174,7 @@ class _Exchange:
             self.emit("write_lost", reason="record changed during request")
             return
         if self.landed(outcome, new.key, encode(fresh)):
-            self.hand_out(new, signed)
+            self.hand_out(new, signed, fresh.created)
 
     def create(
         self,
@@ -1168,7 +1191,7 @@ class _Exchange:
         for _ in range(3):
             vid, signed = g.ids.mint()
             if g.store.create(vid.key, encode(record), ttl):
-                self.hand_out(vid, signed)
+                self.hand_out(vid, signed, created)
                 return vid.key
         raise StoreError("could not create a session record under a fresh key")
 
@@ -1252,15 +1275,13 @@ class _Exchange:
         return [] if self.method == "HEAD" else [body]
 
     def fixation_response(self) -> tuple[str, Headers, bytes]:
-        body = b"This session has ended. Please sign in again.\n"
-        if self.quiet:  # see load(): the browser may already hold the new cookie
-            return "401 Unauthorized", _plain(body), body
-        headers = [*_plain(body), ("Set-Cookie", self.g.writer.clear)]
-        return "401 Unauthorized", keep_out_of_shared_caches(headers), body
+        clear = None if self.quiet else self.g.writer.clear  # see load(): the new cookie may be there
+        status, headers, body = self.g.refusals.respond(SESSION_ENDED, self.environ, clear=clear)
+        return status, keep_out_of_shared_caches(headers) if clear is not None else headers, body
 
     def token_refused_response(self) -> tuple[str, Headers, bytes]:
-        body = b"This token is no longer valid. Please sign in again.\n"
-        return "401 Unauthorized", [*_plain(body), ("WWW-Authenticate", 'Bearer error="invalid_token"')], body
+        challenge = [("WWW-Authenticate", 'Bearer error="invalid_token"')]
+        return self.g.refusals.respond(TOKEN_INVALID, self.environ, headers=challenge)
 
     def undecodable_response(self) -> tuple[str, Headers, bytes]:
         """A login body fixguard could not decode: refused whole, never passed on with the app's token.
@@ -1272,13 +1293,11 @@ class _Exchange:
         return "502 Bad Gateway", headers, body
 
     def conflict_response(self) -> tuple[str, Headers, bytes]:
-        body = b"Your session changed while this request was running. Please retry.\n"
-        return "409 Conflict", _plain(body), body
+        return self.g.refusals.respond(SESSION_CHANGED, self.environ)
 
     def store_down(self, exc: StoreError) -> tuple[str, Headers, bytes]:
         self.emit("store_unavailable", reason=str(exc)[:200] or type(exc).__name__)
-        body = b"The session service is unavailable. Please try again shortly.\n"
-        return "503 Service Unavailable", [*_plain(body), ("Retry-After", "5")], body
+        return self.g.refusals.respond(STORE_UNAVAILABLE, self.environ, headers=[("Retry-After", "5")])
 
     # -- events ------------------------------------------------------------------------
 
@@ -1373,6 +1392,21 @@ def _plain(body: bytes) -> Headers:
         ("Content-Length", str(len(body))),
         ("Cache-Control", "no-store"),
     ]
+
+
+def _store_from_url(store: Store | None, url: str | None, prefix: str | None) -> Store | None:
+    """``redis_url`` (and ``redis_prefix``) as Python keywords: the RedisStore they name."""
+    from .config import ConfigError, make_store
+
+    if store is not None:
+        raise ConfigError("store= and redis_url= were both given: keep one")
+    values: dict[str, str] = {}
+    for name, value in (("redis_url", url), ("redis_prefix", prefix)):
+        if value is not None:
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
+            values[name] = value
+    return make_store(values)
 
 
 def _apply(jar: Jar, updates: list[SetCookie], now: float) -> Jar:

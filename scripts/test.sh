@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh Debian machine with Python 3.11.
 # Installs redis-server (Debian package) when missing, makes .venv, installs
-# fixguard with its test extra, then runs ruff, mypy --strict and pytest.
+# fixguard with its test and dev extras, then runs ruff, mypy --strict and pytest.
+# Then the lowest-versions step: a second venv, .venv-lowest, gets every
+# dependency at exactly the floor setup.cfg declares (scripts/lowest.py) and
+# runs pytest again, so no floor is declared that was not tested.
+# FIXGUARD_SKIP_LOWEST=1 skips that step (a quick local run; CI never sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +23,20 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,dev]'
 
 .venv/bin/ruff check .
 .venv/bin/mypy --strict fixguard
-exec .venv/bin/python -m pytest "$@"
+.venv/bin/python -m pytest "$@"
+
+if [ "${FIXGUARD_SKIP_LOWEST:-0}" = 1 ]; then
+    exit 0
+fi
+echo "== lowest versions: the suite again with every dependency at its declared floor" >&2
+if [ ! -x .venv-lowest/bin/python ]; then
+    "$PY" -m venv .venv-lowest
+fi
+"$PY" scripts/lowest.py > .venv-lowest/constraints.txt
+.venv-lowest/bin/python -m pip install -q --disable-pip-version-check \
+    -c .venv-lowest/constraints.txt -e '.[test]'
+FIXGUARD_LOWEST="$PWD/.venv-lowest/constraints.txt" exec .venv-lowest/bin/python -m pytest "$@"

@@ -51,6 +51,8 @@ PYTHON: dict[str, Any] = {
     "max_cookies": 64,
     "renew_after": 300,
     "renew_grace": 20,
+    "reject_redirect": "/login?again=1",
+    "cookie_max_age": 3600,
 }
 ENV = {
     "FIXGUARD_SECRET_KEY": SECRET,
@@ -72,6 +74,8 @@ ENV = {
     "FIXGUARD_MAX_COOKIES": "64",
     "FIXGUARD_RENEW_AFTER": "300",
     "FIXGUARD_RENEW_GRACE": "20",
+    "FIXGUARD_REJECT_REDIRECT": "/login?again=1",
+    "FIXGUARD_COOKIE_MAX_AGE": "3600",
 }
 TOML = f"""
 title = "an application's own configuration: not fixguard's business"
@@ -96,6 +100,8 @@ max_cookie_header = 8192
 max_cookies = 64
 renew_after = 300
 renew_grace = 20
+reject_redirect = "/login?again=1"
+cookie_max_age = 3600
 
 [database]
 url = "postgres://elsewhere"
@@ -160,7 +166,7 @@ def test_every_setting_is_the_same_in_python_env_and_toml(tmp_path: Path) -> Non
 
 def test_the_table_covers_every_keyword_of_fixguard() -> None:
     """A new FixGuard keyword needs a row in OPTIONS (or a reason to be Python-only)."""
-    table = {option.name for option in OPTIONS if not option.store}
+    table = {option.name for option in OPTIONS}
     assert GUARD_KEYWORDS - set(PYTHON_ONLY) <= table, GUARD_KEYWORDS - set(PYTHON_ONLY) - table
     assert set(PYTHON_ONLY) <= GUARD_KEYWORDS
     for option in OPTIONS:
@@ -178,6 +184,16 @@ def test_the_readme_has_one_row_per_setting_with_its_three_names() -> None:
         assert f"`{option.env}`" in row[0], row[0]
     for name in PYTHON_ONLY:
         assert any(line.startswith(f"| `{name}` |") for line in rows), name
+
+
+def test_every_setting_of_the_readme_table_is_a_python_keyword() -> None:
+    """The table says "setting (Python, TOML)": each of its names is a keyword FixGuard takes."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("\n## Configuration\n") :]
+    section = section[: section.index("\n## ", 1)]
+    names = re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE)
+    assert "redis_url" in names and "reject_redirect" in names and "cookie_max_age" in names
+    assert set(names) <= GUARD_KEYWORDS, set(names) - GUARD_KEYWORDS
 
 
 def test_env_lists_are_comma_separated_and_blank_items_dropped() -> None:
@@ -488,6 +504,51 @@ def test_bad_redis_settings_are_refused_without_echoing_the_url() -> None:
     assert "redis_prefix (FIXGUARD_REDIS_PREFIX) is set but redis_url" in refused(
         env(FIXGUARD_REDIS_PREFIX="app:")
     )
+
+
+def test_redis_url_and_prefix_are_python_keywords_too(redis_server: Any) -> None:
+    from fixguard import RedisStore
+
+    guard = FixGuard(echo_app, SECRET, secure=False, redis_url=redis_server.url, redis_prefix="py1:")
+    store = guard.store
+    assert isinstance(store, RedisStore) and store.prefix == "py1:" and store.ping()
+    store.close()
+    default_prefix = FixGuard(echo_app, SECRET, redis_url=redis_server.url).store
+    assert isinstance(default_prefix, RedisStore) and default_prefix.prefix == "fixguard:"
+    default_prefix.close()
+    with pytest.raises(ConfigError, match="store= and redis_url= were both given"):
+        FixGuard(echo_app, SECRET, redis_url=redis_server.url, store=MemoryStore())
+    with pytest.raises(ConfigError, match=r"redis_prefix \(FIXGUARD_REDIS_PREFIX\) is set but redis_url"):
+        FixGuard(echo_app, SECRET, redis_prefix="app:")
+    with pytest.raises(ConfigError, match="redis_url must be a non-empty string"):
+        FixGuard(echo_app, SECRET, redis_url="")
+    with pytest.raises(ConfigError) as caught:
+        FixGuard(echo_app, SECRET, redis_url="http://:hunter2@x/0")
+    assert "hunter2" not in str(caught.value) and "redis_url" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"),
+    [("/login", True), ("/accounts/login/?next=/", True), ("https://sso.example.com/login", True),
+     ("//evil.example", False), ("/\\evil.example", False), ("login", False), ("javascript:alert(1)", False),
+     ("/login\r\nSet-Cookie: x=1", False), ("/a b", False), ("", False)],
+)  # fmt: skip
+def test_reject_redirect_is_a_local_path_or_an_http_url(value: str, accepted: bool) -> None:
+    if accepted:
+        assert FixGuard(echo_app, SECRET, reject_redirect=value).settings.reject_redirect == value
+    else:
+        with pytest.raises(ConfigError, match="reject_redirect must be a path on this site"):
+            FixGuard(echo_app, SECRET, reject_redirect=value)
+
+
+def test_cookie_max_age_never_beyond_absolute_timeout() -> None:
+    assert FixGuard(echo_app, SECRET).settings.cookie_max_age is None
+    assert FixGuard(echo_app, SECRET, cookie_max_age=43200).settings.cookie_max_age == 43200
+    with pytest.raises(ConfigError, match=r"cookie_max_age \(1209600s\) is longer than absolute_timeout"):
+        FixGuard(echo_app, SECRET, cookie_max_age=1209600)
+    with pytest.raises(ConfigError, match="cookie_max_age must be a positive number of seconds"):
+        FixGuard(echo_app, SECRET, cookie_max_age=0)
+    assert FixGuard.from_env(echo_app, env(FIXGUARD_COOKIE_MAX_AGE="none")).settings.cookie_max_age is None
 
 
 def test_store_override_and_redis_url_cannot_both_be_given() -> None:
