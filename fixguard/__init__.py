@@ -3,6 +3,8 @@
 Public names only; see the README for the model and the settings.
 """
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _distribution_version
 from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError
@@ -25,7 +27,10 @@ __all__ = [
     "StoreError",
     "signal",
 ]
-__version__ = "0.1.0"
+try:  # one source of truth: the installed distribution's metadata (setup.cfg)
+    __version__ = _distribution_version("fixguard")
+except PackageNotFoundError:  # a source tree on sys.path, not installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str) -> Any:
