@@ -42,12 +42,12 @@ def _text(body: str, status: int = 200) -> Response:
     return Response(body + "\n", status=status, mimetype="text/plain")
 
 
-def _valid(username: str, password: str) -> bool:
-    expected = USERS.get(username)
+def _valid(username: str, password: str, users: dict[str, str] = USERS) -> bool:
+    expected = users.get(username)
     return expected is not None and hmac.compare_digest(expected, password)
 
 
-def create_keep_app() -> Flask:
+def create_keep_app(users: dict[str, str] = USERS) -> Flask:
     """Server-side sessions, none before login; a login keeps the session it arrived with."""
     app = Flask(__name__)
     app.session_interface = DictSessionInterface({})
@@ -59,7 +59,7 @@ def create_keep_app() -> Flask:
     @app.post("/login")
     def login() -> Response:
         username, password = request.form.get("username", ""), request.form.get("password", "")
-        if not _valid(username, password):
+        if not _valid(username, password, users):
             return _text("Invalid credentials", 401)
         session["user"] = username  # THE BUG: into the session the browser came with, logged in or not
         return _text(f"Logged in as {username}")
