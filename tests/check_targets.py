@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import hmac
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -163,6 +164,15 @@ flaskr_app = create_flaskr_app()
 
 
 # --------------------------------------------------------------------------- the verdict table
+
+# A printed secret would be a run of 14+ word characters mixing letters and digits.
+_SECRET_LIKE = re.compile(r"(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{14,}")
+
+
+def assert_no_secret(text: str) -> None:
+    found = _SECRET_LIKE.findall(text.replace("WSTG-SESS-03", ""))
+    assert not found, f"something like a full cookie value or token was printed: {found}"
+
 
 FORM = ["--form", "username=alice", "--form", "password=secret"]
 BASIC = ["--basic", "alice:secret"]

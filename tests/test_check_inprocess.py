@@ -33,6 +33,7 @@ from .check_targets import (
     DJANGO_SECOND_ACCOUNT,
     VERDICTS,
     Verdict,
+    assert_no_secret,
     create_flaskr_app,
     create_keep_app,
     django_database,
@@ -81,6 +82,8 @@ def test_verdict_table_in_process(verdict: Verdict) -> None:
     results = {r.id: r.result for r in report.results}
     if not verdict.findings:
         assert results["login-rotates-authenticated"] == "pass", report.text()
+    assert_no_secret(report.text())
+    assert_no_secret(json.dumps(report.as_dict()))
 
 
 @pytest.fixture(scope="module")

@@ -188,3 +188,18 @@ def test_version_from_the_package_metadata(capsys: pytest.CaptureFixture[str]) -
 def test_user_agent_is_sent(recorder: Recorder, capsys: pytest.CaptureFixture[str]) -> None:
     run(capsys, *LOGIN, "--form", "username=alice", "--form", f"password={LONG_PASSWORD}")
     assert recorder.seen and {seen["HTTP_USER_AGENT"] for seen in recorder.seen} == {user_agent()}
+
+
+def test_json_body_from_a_file(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from .test_check import TOKEN_LOGIN, TokenApi
+
+    body = tmp_path / "login.json"
+    body.write_text('{"username": "alice", "password": "secret"}\n')
+    argv = list(TOKEN_LOGIN)
+    argv[argv.index("--json") + 1] = f"@file:{body}"
+    for vulnerable, expected in ((False, 0), (True, 1)):
+        monkeypatch.setitem(globals(), "APP", TokenApi(vulnerable))
+        status, out = run(capsys, *argv)
+        assert status == expected, out

@@ -69,8 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         'Example: fixguard check http://127.0.0.1:8000 --login "POST /login" --form username=alice '
         "--form password=@env:APP_PASSWORD --probe /profile --logout 'POST /logout'. "
-        "Any value of --form, --attacker-form, --basic and --header may be @env:NAME (an environment "
-        "variable) or @file:PATH (a file), to keep secrets out of the command line."
+        "Any value of --form, --attacker-form, --basic and --header, and the whole --json body, may be "
+        "@env:NAME (an environment variable) or @file:PATH (a file), to keep secrets out of the command line."
     )
     parser.add_argument(
         "url",

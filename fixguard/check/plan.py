@@ -139,10 +139,15 @@ class Plan:
             raise CheckError("--form and --json both give the login body: use one")
         json_body: Any = None
         if args.json is not None:
+            body = values.resolve(args.json, "--json")
             try:
-                json_body = json.loads(args.json)
-            except ValueError as exc:
+                json_body = json.loads(body.text)
+            except (ValueError, RecursionError) as exc:
                 raise CheckError(f"--json: not valid JSON ({exc})") from None
+            if isinstance(json_body, dict):
+                for name, value in json_body.items():
+                    if isinstance(value, str):
+                        keep(name, values.Value(value))
             if args.csrf and not isinstance(json_body, dict):
                 raise CheckError("--json with --csrf: the body must be a JSON object to carry the field")
             if attacker and not isinstance(json_body, dict):
@@ -188,13 +193,13 @@ class Plan:
             secrets=secrets,
         )
 
-    def username(self, attacker: bool = False) -> str | None:
-        """The user's name, if the credentials show it: evidence of whose page an answer is."""
+    def username(self) -> str | None:
+        """The victim's name, if the credentials show it: evidence of whose page an answer is."""
         if self.basic:
             return self.basic[0]
-        fields: Mapping[str, Any] = dict(self.attacker_login_form() if attacker else self.form)
+        fields: Mapping[str, Any] = dict(self.form)
         if isinstance(self.json_body, dict):
-            fields = self.attacker_json() if attacker else self.json_body
+            fields = self.json_body
         for name in _USER_FIELDS:
             value = fields.get(name)
             if isinstance(value, str) and len(value) >= 3:

@@ -3,8 +3,8 @@
 A command line is visible to every user of the machine (``ps``) and often
 lands in a CI log or a shell history; a password given as ``--form
 password=secret`` is in all of them. So a value of ``--form``,
-``--attacker-form``, ``--basic`` or ``--header`` may instead *name* where the
-secret is: ``password=@env:APP_PASSWORD`` reads the environment variable,
+``--attacker-form``, ``--basic`` or ``--header`` (or the whole ``--json``
+body) may instead *name* where the secret is: ``password=@env:APP_PASSWORD`` reads the environment variable,
 ``password=@file:/run/secrets/pw`` reads the file (one trailing newline
 dropped, at most 64 KiB). A value read this way is treated as a secret: it is
 masked wherever the report would show it. A missing variable, an empty value
