@@ -1,6 +1,7 @@
 """The ``fixguard`` command.
 
 ``fixguard demo`` plays the attack without and with fixguard; ``fixguard
+check`` audits an app for session fixation; ``fixguard --version``; ``fixguard
 sessions list|revoke SUBJECT`` shows or ends one user's sessions in the
 deployment's store, for the operator after a password change or an incident.
 
@@ -23,11 +24,11 @@ Run = Callable[[argparse.Namespace], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit status."""
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="fixguard", description="WSGI middleware that makes session fixation impossible."
     )
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"fixguard {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_demo(commands)

@@ -1,9 +1,11 @@
 """``fixguard check`` against real servers on loopback.
 
 gunicorn serves the vulnerable examples (findings, exit 1), the same examples
-protected by fixguard (exit 0), and a real Django project's admin login
+protected by fixguard (exit 0), a real Django project's admin login
 (``tests/django_project``), bare and protected (exit 0: Django already rotates
-its session at login, so the check must not cry wolf). A small bearer-token
+its session at login, so the check must not cry wolf), and the apps of
+:mod:`tests.check_targets`; the verdict table there is checked here over
+HTTP, and in ``test_check_inprocess`` in-process. A small bearer-token
 API, vulnerable and safe, is served in-process by ``wsgiref``. Exit status 2
 when the check cannot run: connection refused, failed login, bad arguments.
 """
@@ -15,8 +17,6 @@ import os
 import re
 import secrets
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,16 +28,22 @@ import requests
 
 from fixguard import check
 
-from .servers import HOST, REPO, Gunicorns
+from .check_targets import (
+    BASIC,
+    DJANGO_PASSWORD,
+    DJANGO_USER,
+    FLASK_LOGIN,
+    FORM,
+    VERDICTS,
+    Verdict,
+    assert_no_secret,
+    django_database,
+)
+from .servers import HOST, Gunicorns
 
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT = 20  # seconds for a gunicorn to answer
-DJANGO_USER, DJANGO_PASSWORD = "admin", "correct-horse-battery-staple"
-
-FLASK_LOGIN = ["--login", "POST /login", "--probe", "/profile", "--logout", "POST /logout"]
-FORM = ["--form", "username=alice", "--form", "password=secret"]
-BASIC = ["--basic", "alice:secret"]
 DJANGO = [
     "--login", "POST /admin/login/",
     "--csrf", "csrfmiddlewaretoken",
@@ -46,14 +52,6 @@ DJANGO = [
     "--probe", "/admin/",
     "--logout", "POST /admin/logout/",
 ]  # fmt: skip
-
-
-def _django(args: list[str], env: dict[str, str]) -> None:
-    """``python -m django ARGS``: what ``manage.py ARGS`` runs, for the test project."""
-    done = subprocess.run(
-        [sys.executable, "-m", "django", *args], cwd=REPO, env=env, capture_output=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
 
 
 def _answers(base: str) -> bool:
@@ -79,16 +77,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         "signed-protected": "examples.signed_cookie_app:create_protected_app()",
         "basic-bare": "examples.basic_auth_app:app",
         "basic-protected": "examples.basic_auth_app:create_protected_app()",
+        "keep-bare": "tests.check_targets:keep_app",
+        "keep-protected": "tests.check_targets:protected_keep_app()",
+        "flaskr-bare": "tests.check_targets:flaskr_app",
+        "flaskr-protected": "tests.check_targets:protected_flaskr_app()",
     }
     with Gunicorns(workdir) as started:
         for name, app in flask_apps.items():
             started.start(name, app, env)
-        # The Django database and its superuser, while the Flask apps boot.
-        _django(["migrate", "--noinput", "-v", "0"], env)
-        superuser = {**env, "DJANGO_SUPERUSER_PASSWORD": DJANGO_PASSWORD}
-        _django(
-            ["createsuperuser", "--noinput", "--username", DJANGO_USER, "--email", "a@example.com"], superuser
-        )
+        django_database(env)  # while the Flask apps boot
         app = "tests.django_project.wsgi:application"
         started.start("django-bare", app, env)
         started.start("django-protected", app, {**env, "CHECKTEST_DJANGO_PROTECT": "1"})
@@ -116,15 +113,6 @@ def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, dict[
     return status, report, {c["id"]: c["result"] for c in report["checks"]}
 
 
-# A printed secret would be a run of 14+ word characters mixing letters and digits.
-_SECRET_LIKE = re.compile(r"(?=[\w-]*\d)(?=[\w-]*[A-Za-z])[\w-]{14,}")
-
-
-def assert_no_secret(text: str) -> None:
-    found = _SECRET_LIKE.findall(text.replace("WSTG-SESS-03", ""))
-    assert not found, f"something like a full cookie value or token was printed: {found}"
-
-
 # --------------------------------------------------------------------------- the examples
 
 
@@ -142,7 +130,8 @@ def test_vulnerable_examples_have_findings(
     assert results["cookie-httponly"] == "pass"
     assert results["cookie-secure"] == "n/a" and results["cookie-host-prefix"] == "n/a"  # plain http
     assert results["token-chosen-refused"] == "n/a"
-    assert report["findings"] == 2
+    assert results["login-rotates-authenticated"] == "fail"  # the attacker's logged-in session too
+    assert report["findings"] == 3
     assert report["context"]["session_cookies"] == ["sid" if app == "signed" else "session"]
     evidence = {c["id"]: c["evidence"] for c in report["checks"]}
     assert "Profile of alice" in evidence["pre-login-id-dead"]
@@ -178,7 +167,10 @@ def test_human_report(servers: dict[str, str], capsys: pytest.CaptureFixture[str
     assert re.search(r"FAIL +pre-login ID gets no access after login", out), out
     assert re.search(r"WARN +session cookie: SameSite +session: no SameSite", out), out  # Flask's default
     assert re.search(r"N/A +session cookie: Secure +session: no Secure, and this is plain http", out), out
-    assert out.rstrip().endswith("2 findings, 1 warning. Exit status 1.")
+    assert re.search(
+        r"FAIL +session ID changes at a login from an authenticated session\n +the attacker logged in", out
+    ), out
+    assert out.rstrip().endswith("3 findings, 1 warning. Exit status 1.")
     assert_no_secret(out)
 
     status, out = run_check(capsys, servers["basic-protected"], *FLASK_LOGIN, *BASIC)
@@ -196,6 +188,45 @@ def test_planted_value_is_never_printed(servers: dict[str, str], capsys: pytest.
         assert planted not in out and planted[:10] not in out
     _, out = run_check(capsys, servers["basic-bare"], *FLASK_LOGIN, *BASIC, "--format", "json")
     assert planted not in out
+
+
+# --------------------------------------------------------------------------- the verdict table
+
+
+@pytest.mark.parametrize("verdict", VERDICTS, ids=lambda v: v.id)
+def test_verdict_table_over_http(
+    servers: dict[str, str], capsys: pytest.CaptureFixture[str], verdict: Verdict
+) -> None:
+    """Each app, served by gunicorn, fails exactly the checks the table says, and no other."""
+    status, report, results = run_json(capsys, servers[verdict.target], *verdict.argv)
+    assert report["error"] is None, report
+    failed = {name for name, result in results.items() if result == "fail"}
+    assert failed == verdict.findings, report
+    assert status == (1 if verdict.findings else 0)
+    if verdict.target.startswith("django"):  # its login page sends a logged-in session away
+        assert results["login-rotates-authenticated"] == "n/a", report
+        evidence = {c["id"]: c["evidence"] for c in report["checks"]}
+        assert "offers no login form to a logged-in session" in evidence["login-rotates-authenticated"]
+    elif not verdict.findings:
+        assert results["login-rotates-authenticated"] == "pass", report
+    assert report["requests"] <= 64
+    assert_no_secret(json.dumps(report))
+
+
+def test_second_account_tells_whose_page(servers: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    """With --attacker-form, the replay of the kept session shows the victim's page: evidence says so."""
+    argv = [servers["keep-bare"], *FLASK_LOGIN, *FORM, "--attacker-form", "username=bob"]
+    argv += ["--attacker-form", "password=hunter2"]
+    _, report, _ = run_json(capsys, *argv)
+    evidence = {c["id"]: c["evidence"] for c in report["checks"]}["login-rotates-authenticated"]
+    assert "his second account (--attacker-form)" in evidence
+    assert "she then holds the same session=" in evidence
+    assert "Profile of alice" in evidence and "it now carries her login" in evidence
+    # A wrong second account is not a verdict on the app: the check could not run.
+    argv[argv.index("password=hunter2")] = "password=wrong"
+    status, report, _ = run_json(capsys, *argv)
+    assert status == 2 and report["error"].startswith("--attacker-form: the attacker's login failed"), report
+    assert "check the second account's credentials" in report["error"]
 
 
 # --------------------------------------------------------------------------- Django's admin
