@@ -6,7 +6,7 @@ virtual environment and runs the suite there, so every floor in ``setup.cfg``
 (``werkzeug>=3.0`` …) is a version that was installed and tested, not a guess.
 
 Which requirements: ``install_requires`` and every extra that users install
-(``redis``, ``flask``, ``django``, ``prometheus``, ``examples``, ``check``, and
+(``redis``, ``flask``, ``django``, ``prometheus``, ``examples``, and
 any extra added later), each pinned to exactly its ``>=`` floor. The tool
 extras (``test``, ``dev``, ``bench``) are not pinned: they are how the suite
 runs, not what fixguard promises. A user-facing requirement without a floor
