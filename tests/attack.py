@@ -8,31 +8,14 @@ attacker replays it.
 
 from __future__ import annotations
 
-import http.cookiejar
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from webtest import TestApp, TestResponse
 
-from .apps import fg_cookie
+from .apps import fg_cookie, plant
 
-
-def plant(client: TestApp, name: str, value: str) -> None:
-    """Put ``name=value`` in the client's jar verbatim, as if the site had set it.
-
-    ``TestApp.set_cookie`` would quote the value and file it apart from the
-    site's own cookies; this files it for the host the client talks to, so a
-    later ``Set-Cookie`` from the site replaces it, as in a browser.
-    """
-    client.cookiejar.set_cookie(
-        http.cookiejar.Cookie(
-            version=0, name=name, value=value, port=None, port_specified=False,
-            domain="localhost.local",  # how http.cookiejar files the host "localhost"
-            domain_specified=False, domain_initial_dot=False, path="/", path_specified=True,
-            secure=False, expires=None, discard=True, comment=None, comment_url=None, rest={},
-        )
-    )  # fmt: skip
-    assert client.cookies[name] == value
+__all__ = ["Outcome", "fixation", "plant"]
 
 
 @dataclass

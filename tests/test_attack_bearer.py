@@ -21,7 +21,6 @@ reaches the app unless fixguard minted it.
 from __future__ import annotations
 
 import base64
-import http.cookiejar
 import importlib
 import io
 import json
@@ -38,6 +37,8 @@ from hypothesis import strategies as st
 from webtest import TestApp, TestResponse
 
 from fixguard import FixGuard, MemoryStore
+
+from .apps import plant
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # examples/ is a folder of the checkout, not installed
@@ -171,19 +172,6 @@ def assert_content_length(response: TestResponse) -> None:
 
 def set_cookies(response: TestResponse, name: str) -> list[str]:
     return [h for h in response.headers.getall("Set-Cookie") if h.startswith(f"{name}=")]
-
-
-def plant(client: TestApp, name: str, value: str) -> None:
-    """Put ``name=value`` in the client's jar exactly as a browser would hold it."""
-    client.cookiejar.set_cookie(
-        http.cookiejar.Cookie(
-            version=0, name=name, value=value, port=None, port_specified=False,
-            domain="localhost.local",  # how http.cookiejar files the host "localhost"
-            domain_specified=False, domain_initial_dot=False, path="/", path_specified=True,
-            secure=False, expires=None, discard=True, comment=None, comment_url=None, rest={},
-        )
-    )  # fmt: skip
-    assert client.cookies[name] == value
 
 
 def bound_tokens(user: str) -> list[str]:
