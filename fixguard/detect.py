@@ -200,6 +200,19 @@ def _json_names(body: bytes) -> Iterator[str]:
             stack.extend(v for v in item if isinstance(v, dict | list))
 
 
+def may_carry(body: bytes, fields: tuple[str, ...]) -> bool:
+    """Could this body name a credential field at all? A cheap scan before any parsing.
+
+    Most bodies are not logins; a field name appears in the raw bytes unless it
+    is escaped (``%``-encoding in a form, ``\\u`` in JSON, ``*=`` in a
+    multipart header), and such bodies are parsed in full.
+    """
+    lowered = body.lower()
+    if any(field.encode("utf-8", "replace") in lowered for field in fields):
+        return True
+    return b"%" in body or b"\\u" in body or b"*=" in body
+
+
 def carries_credentials(names: Iterable[str], fields: tuple[str, ...]) -> bool:
     """Does any field name contain one of ``fields`` (lower case), case-insensitively?"""
     return any(needle in name.lower() for name in names for needle in fields)

@@ -34,7 +34,7 @@ from .cookies import (
     jar_pairs,
     parse_set_cookie,
 )
-from .detect import BODY_METHODS, authorization_user, carries_credentials, field_names, read_body
+from .detect import BODY_METHODS, authorization_user, carries_credentials, field_names, may_carry, read_body
 from .encoding import Undecodable, content_codings, identity_headers
 from .encoding import decode as decode_body
 from .events import Event, EventSink
@@ -517,7 +517,9 @@ class _Exchange:
         if not content_type or not _DETECTABLE.match(content_type):
             return  # no body worth reading: a GET, an upload of another type
         body = read_body(environ, s.max_detect_body)
-        names = field_names(content_type, body, s.max_detect_body) if body else ()
+        if not body or not may_carry(body, s.credential_fields):
+            return
+        names = field_names(content_type, body, s.max_detect_body)
         if carries_credentials(names, s.credential_fields):
             self.detected = "body"
             self.rotating = True

@@ -86,3 +86,22 @@ def test_targets_memory_and_settle_are_reported(report: Report) -> None:
     assert memory["memorystore_bytes"] > 0
     settle = report["settle"]
     assert settle["settle_wait_ms"] > 0.5 * settle["settle_time_s"] * 1000
+
+
+def test_the_detection_benchmark_runs_and_reports_every_case() -> None:
+    """``benchmarks/detection.py --quick --json``: every case, with detection on and off."""
+    script = SCRIPT.parent / "detection.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--quick", "--json"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(done.stdout)["rows"]
+    assert set(rows) == {
+        "GET, live session",
+        "form login (60 B)",
+        "form POST, not a login (1 KiB)",
+        "JSON POST, not a login (16 KiB)",
+        "body over max_detect_body (70 KiB)",
+    }
+    for row in rows.values():
+        assert row["detect_on_us"] > 0 and row["detect_off_us"] > 0
