@@ -16,8 +16,9 @@ attacker simply:
 
 1. visits ``GET /`` and notes the ``session`` cookie he is given;
 2. plants it in the victim's browser;
-3. waits for the victim to log in with Basic Auth at ``POST /login``: the
-   victim's session keeps the attacker's ID and gains ``user``;
+3. waits for the victim to log in with Basic Auth at ``POST /login`` (the
+   button of ``GET /login``; the browser answers the challenge with her
+   credentials): the victim's session keeps the attacker's ID and gains ``user``;
 4. replays the ID and reads the victim's ``GET /profile``.
 
 Calling ``session.clear()`` does not help: it empties the record but keeps
@@ -56,6 +57,15 @@ from examples import protect_from_env
 SESSIONS: dict[str, dict[str, Any]] = {}
 
 USERS = {"alice": "secret", "bob": "hunter2"}
+
+#: The sign-in page a browser shows: its button posts to ``/login``, which
+#: challenges the browser for its Basic credentials (the browser's own dialog).
+LOGIN_FORM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>
+<body><h1>Sign in</h1>
+<form method="post" action="/login"><p><button type="submit">Sign in</button></p></form>
+</body></html>
+"""
 
 
 def reset() -> None:
@@ -135,6 +145,10 @@ def create_app() -> Flask:
         session["visits"] = session.get("visits", 0) + 1
         who = session.get("user", "anonymous visitor")
         return _text(f"Hello {who}, visit #{session['visits']}")
+
+    @app.get("/login")
+    def login_form() -> Response:
+        return Response(LOGIN_FORM, mimetype="text/html")
 
     @app.post("/login")
     def login() -> Response:

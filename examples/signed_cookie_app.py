@@ -14,8 +14,9 @@ browser" or "after this login". So an attacker can:
 1. visit ``GET /`` and be handed a perfectly valid ``sid``;
 2. plant that cookie in the victim's browser (a sibling subdomain, a cookie
    injection bug, a shared machine...);
-3. wait for the victim to log in at ``POST /login``: the app echoes back the
-   very same ``sid`` and binds it to the victim;
+3. wait for the victim to log in with the form of ``GET /login`` (it posts to
+   ``POST /login``): the app echoes back the very same ``sid`` and binds it
+   to the victim;
 4. replay the ``sid`` he kept and be the victim at ``GET /profile``.
 
 The fix inside the app would be to mint a fresh ID at login and discard the
@@ -57,6 +58,17 @@ SESSIONS: dict[str, dict[str, Any]] = {}
 USERS = {"alice": "secret", "bob": "hunter2"}
 
 COOKIE = "sid"
+
+#: The sign-in page a browser shows: a plain form that posts to ``/login``.
+LOGIN_FORM = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>
+<body><h1>Sign in</h1>
+<form method="post" action="/login">
+<p><label>User <input name="username" autocomplete="username"></label></p>
+<p><label>Password <input name="password" type="password" autocomplete="current-password"></label></p>
+<p><button type="submit">Sign in</button></p>
+</form></body></html>
+"""
 
 
 def reset() -> None:
@@ -109,6 +121,10 @@ def create_app() -> Flask:
         response = Response("Hello, anonymous visitor\n", mimetype="text/plain")
         _new_session(response)
         return response
+
+    @app.get("/login")
+    def login_form() -> Response:
+        return Response(LOGIN_FORM, mimetype="text/html")
 
     @app.post("/login")
     def login() -> Response:
