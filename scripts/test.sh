@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh Debian machine with Python 3.11.
-# Installs redis-server (Debian package) when missing, makes .venv, installs
-# fixguard with its test and dev extras, then runs ruff, mypy --strict and pytest.
+# Installs the Debian packages the tests need when missing (redis-server for the
+# Redis tests, chromium for the browser tests), makes .venv, installs fixguard
+# with its test and dev extras, then runs ruff, mypy --strict and pytest.
 # Then the lowest-versions step: a second venv, .venv-lowest, gets every
 # dependency at exactly the floor setup.cfg declares (scripts/lowest.py) and
 # runs pytest again, so no floor is declared that was not tested.
@@ -9,12 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v redis-server >/dev/null 2>&1; then
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        echo "redis-server missing: installing the Debian package" >&2
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        echo "${missing[*]} missing: installing the Debian packages" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "redis-server is required by the tests: install it (Debian: apt-get install redis-server)" >&2
+        echo "the tests need ${missing[*]}: install them (Debian: apt-get install ${missing[*]})" >&2
         exit 2
     fi
 fi

@@ -60,10 +60,11 @@ class Gunicorn:
     workers: int
     access_log: Path | None = None
     port: int = 0
+    scheme: str = "http"
 
     @property
     def base(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        return f"{self.scheme}://{HOST}:{self.port}"
 
     @property
     def label(self) -> str:
@@ -110,7 +111,7 @@ class Gunicorn:
         wanted = self.workers if count is None else count
         if deadline is None:
             deadline = time.monotonic() + within
-        listening = re.compile(rf"Listening at: http://{re.escape(HOST)}:(\d+)")
+        listening = re.compile(rf"Listening at: {self.scheme}://{re.escape(HOST)}:(\d+)")
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"{self.label} exited with {self.proc.returncode}:\n{self.log_text()}")
@@ -172,6 +173,8 @@ class Gunicorns:
         env: dict[str, str],
         *,
         workers: int = 1,
+        threads: int = 1,
+        tls: tuple[Path, Path] | None = None,
         worker_timeout: int = 10,
         config: Path | None = None,
         access_format: str | None = None,
@@ -180,6 +183,8 @@ class Gunicorns:
 
         Its log is ``gunicorn-<name>.log`` in the work directory; with
         ``access_format``, the access log is ``gunicorn-<name>-access.log``.
+        Sync workers, or gthread workers with ``threads`` > 1; ``tls`` is
+        ``(certificate, key)`` for https.
         """
         log = self.workdir / f"gunicorn-{name}.log"
         access, access_options = None, []
@@ -190,7 +195,9 @@ class Gunicorns:
             sys.executable, "-m", "gunicorn",
             *(["-c", str(config)] if config is not None else []),
             "--chdir", str(REPO),
-            "-w", str(workers), "-k", "sync",
+            "-w", str(workers),
+            *(["-k", "gthread", "--threads", str(threads)] if threads > 1 else ["-k", "sync"]),
+            *(["--certfile", str(tls[0]), "--keyfile", str(tls[1])] if tls is not None else []),
             "-b", f"{HOST}:0",  # the kernel picks a free port; gunicorn logs which
             "--timeout", str(worker_timeout), "--graceful-timeout", "2",
             "--log-level", "info", "--error-logfile", "-",
@@ -202,7 +209,7 @@ class Gunicorns:
             proc = subprocess.Popen(
                 command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
-        server = Gunicorn(name, proc, log, workers, access)
+        server = Gunicorn(name, proc, log, workers, access, scheme="https" if tls else "http")
         self.started.append(server)
         return server
 
