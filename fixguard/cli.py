@@ -1,9 +1,10 @@
 """The ``fixguard`` command.
 
-``fixguard demo`` plays the attack without and with fixguard; ``fixguard
-check`` audits an app for session fixation; ``fixguard --version``; ``fixguard
-sessions list|revoke SUBJECT`` shows or ends one user's sessions in the
-deployment's store, for the operator after a password change or an incident.
+``fixguard demo`` plays the attack without and with fixguard (``--browser``:
+in headless Chromium, with screenshots); ``fixguard check`` audits an app for
+session fixation; ``fixguard --version``; ``fixguard sessions list|revoke
+SUBJECT`` shows or ends one user's sessions in the deployment's store, for the
+operator after a password change or an incident.
 
 Each command is added to the parser by one ``_add_*`` function that sets
 ``run``, the function that carries it out and returns the exit status.
@@ -17,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 Run = Callable[[argparse.Namespace], int]
@@ -65,10 +67,23 @@ def _add_demo(commands: Any) -> None:
         description="Plays plant / victim login / replay against each example app, first bare, "
         "then wrapped in FixGuard. Exit 0 when every bare app falls and every protected one holds.",
     )
-    demo.set_defaults(run=_run_demo)
+    demo.add_argument(
+        "--browser",
+        action="store_true",
+        help="play it in headless Chromium against the examples served by gunicorn over https, "
+        "with a screenshot of every step",
+    )
+    demo.add_argument("--out", metavar="DIR", type=Path, help="folder for the screenshots (with --browser)")
+    demo.set_defaults(run=_run_demo, parser=demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    if args.browser:
+        from .demo_browser import run_browser_demo
+
+        return run_browser_demo(sys.stdout, args.out)
+    if args.out is not None:
+        args.parser.error("--out is only for --browser")
     from .demo import run_demo
 
     return run_demo(sys.stdout)
