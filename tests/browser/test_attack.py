@@ -54,15 +54,7 @@ def test_attack_with_two_browser_profiles(
     assert victim.open(served.url("/profile")) == (200, "Profile of alice")
 
 
-@pytest.mark.parametrize(
-    "mode",
-    [
-        "bare",
-        pytest.param(
-            "protected", marks=pytest.mark.xfail(strict=True, reason="needs issue 10 (detect_logins)")
-        ),
-    ],
-)
+@pytest.mark.parametrize("mode", ["bare", "protected"])
 def test_basic_auth_with_the_browsers_own_credentials(
     servers: Servers, attacker: Person, victim: Person, mode: str
 ) -> None:
