@@ -43,9 +43,22 @@ if TYPE_CHECKING:
 INSTALL_HINT = "pip install -e '.[examples,browser]' (from a source checkout of fixguard)"
 CHROMIUM_HINT = "apt-get install chromium (Debian and Ubuntu), or your system's Chromium package"
 START_TIMEOUT = 30.0  # seconds for the four servers to answer
+
+#: gunicorn configuration: fixguard's events into gunicorn's error log (the README's recipe, without
+#: the protecting hook: the protected example wraps itself).
+_GUNICORN_CONF = """\
+import logging
+
+
+def post_worker_init(worker):
+    events = logging.getLogger("fixguard")
+    events.handlers = logging.getLogger("gunicorn.error").handlers
+    events.setLevel(logging.WARNING)
+    events.propagate = False
+"""
 _VICTIM, _PASSWORD = "alice", "secret"
 _SHOWN = 8  # characters of a cookie value that may be printed
-_WIDTH, _MAX_HEIGHT = 440, 400  # screenshot size, CSS pixels (saved at twice that)
+_SHOT = (440, 200)  # screenshot size, CSS pixels (saved at twice that): the sign-in form fits
 
 #: The examples a browser can sign in to, what is wrong with each, how the victim signs in.
 _EXAMPLES = {
@@ -85,9 +98,12 @@ class _Server:
         if protected:
             env["FIXGUARD_SECRET_KEY"] = secrets.token_urlsafe(48)
         self.name = app
-        self.log = workdir / f"gunicorn-{len(list(workdir.glob('gunicorn-*')))}.log"
+        self.log = workdir / f"gunicorn-{len(list(workdir.glob('gunicorn-*.log')))}.log"
+        conf = workdir / "gunicorn.conf.py"
+        if not conf.exists():
+            conf.write_text(_GUNICORN_CONF)
         command = [
-            sys.executable, "-m", "gunicorn", "--chdir", str(root),
+            sys.executable, "-m", "gunicorn", "-c", str(conf), "--chdir", str(root),
             "-w", "1", "-k", "gthread", "--threads", "8",
             "--certfile", str(cert[0]), "--keyfile", str(cert[1]), "-b", "127.0.0.1:0",
             "--error-logfile", "-", *_no_control_socket(), app,
@@ -126,7 +142,7 @@ class _Server:
 
     def warnings(self) -> list[str]:
         """The kinds of the fixguard events this server logged (WARNING and above)."""
-        return re.findall(r"^(\w+) id=", self.log_text(), flags=re.MULTILINE)
+        return re.findall(r"\[(?:WARNING|ERROR)\] (\w+) id=", self.log_text())
 
 
 def _no_control_socket() -> list[str]:
@@ -152,8 +168,7 @@ class _Shots:
 
     def take(self, tab: Tab, name: str) -> str:
         """Save what ``tab`` shows as ``name``; the line that says so."""
-        height = tab.evaluate("Math.ceil(document.body.getBoundingClientRect().bottom) + 16")
-        tab.screenshot(self.folder / name, _WIDTH, min(max(int(height or 0), 56), _MAX_HEIGHT), scale=2)
+        tab.screenshot(self.folder / name, *_SHOT, scale=2)
         return f"     screenshot: {name}"
 
 

@@ -31,7 +31,7 @@ query and status, the fingerprint (a short hash, never the value) of each
 cookie the browser *sent*, the scheme of its ``Authorization`` header, its
 ``Origin`` and ``Sec-Fetch-Site``, and what the response did to each cookie
 (``set:<fingerprint>`` or ``clear``). Fixguard's events go, one JSON line
-each, to ``BROWSER_APP_EVENTS``.
+each, to ``BROWSER_APP_EVENTS``, and to gunicorn's error log.
 
 Configuration, from the environment (not ``FIXGUARD_*``: those are fixguard's
 own settings, and an unknown one is refused):
@@ -50,6 +50,7 @@ import base64
 import hashlib
 import importlib
 import json
+import logging
 import os
 import threading
 import time
@@ -217,6 +218,11 @@ def create_app() -> Recorder:
     mode = os.environ.get("BROWSER_APP_MODE", "bare")
     if mode not in ("bare", "protected"):
         raise ValueError(f"BROWSER_APP_MODE must be 'bare' or 'protected', not {mode!r}")
+    # fixguard's logger has only a NullHandler: send it to gunicorn's error log, as the README's recipe does.
+    events = logging.getLogger("fixguard")
+    events.handlers = logging.getLogger("gunicorn.error").handlers
+    events.setLevel(logging.INFO)
+    events.propagate = False
     module = importlib.import_module(f"examples.{example}")
     flask_app: Flask = module.create_app()
     add_test_pages(flask_app, example)

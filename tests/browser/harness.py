@@ -35,7 +35,7 @@ APP = "tests.browser.app:app"
 START_TIMEOUT = 20  # seconds for every server to answer, all started at once
 THREADS = 12  # per server: a browser opens up to six connections per host, and there are two browsers
 ALICE = ("alice", "secret")
-SESSION_ENDED = "This session has ended. Please sign in again."
+SESSION_ENDED = "This session has ended. Please sign in again."  # fixguard's refusal, in its page
 OTHER_SITE = "evil.test"  # another site, mapped to 127.0.0.1 in the browsers
 APP_NAME = "app.test"  # a name for the app that is not localhost, mapped to 127.0.0.1 too
 HOST_RULES = (f"MAP {OTHER_SITE} {HOST}", f"MAP {APP_NAME} {HOST}")
@@ -144,6 +144,15 @@ class Servers:
             )
             self.ready.add(name)
         return served
+
+
+def verdict(page: tuple[int, str]) -> str:
+    """What a page (status, text) shows: ``"alice"`` (her profile), ``"ended"`` (refused), or itself."""
+    if page == (200, "Profile of alice"):
+        return "alice"
+    if page[0] == 401 and SESSION_ENDED in page[1]:
+        return "ended"
+    return repr(page)
 
 
 class Person:

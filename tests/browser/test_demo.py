@@ -35,8 +35,10 @@ def test_browser_demo_exploits_bare_and_blocks_protected(tmp_path: Path) -> None
             shots = sorted(p.name for p in folder.glob(f"{example}-{mode}-*.png"))
             assert [name.split("-", 3)[2] for name in shots] == ["1", "2", "3", "4"], shots
             assert all((folder / name).read_bytes().startswith(PNG) for name in shots)
-    replays = re.findall(r"4\. attacker reloads /profile -> (.*)", text)
-    assert replays == ['200 "Profile of alice"', '401 "This session has ended. Please sign in again."'] * 2
+    replays = re.findall(r"4\. attacker reloads /profile -> (\d+) \"(.*)\"", text)
+    assert replays[0::2] == [("200", "Profile of alice")] * 2, replays  # bare
+    assert [status for status, _ in replays[1::2]] == ["401"] * 2, replays  # protected: fixguard's refusal
+    assert text.count("fixguard: fixation_blocked") == 2, text
     # Cookie values are cut short: no long opaque token is ever printed whole.
     said = [line for line in text.replace(str(folder), "").splitlines() if "screenshot:" not in line]
     assert not re.search(r"[A-Za-z0-9_\-]{20,}", "\n".join(said)), text
