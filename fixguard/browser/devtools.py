@@ -4,7 +4,7 @@ Chromium is started with ``--remote-debugging-pipe``: DevTools commands and
 events travel as NUL-terminated JSON over two pipes (the browser reads fd 3
 and writes fd 4). No port is opened, no driver binary is involved and nothing
 is downloaded: the only requirement is a Chromium executable (Debian's
-``chromium`` package). Every profile is a fresh, throwaway user data directory.
+``chromium`` package). Every browser gets a fresh, throwaway user data directory.
 
 What it trusts: only the TLS keys whose SPKI pins it is given
 (``--ignore-certificate-errors-spki-list``, honoured with a user data
@@ -40,6 +40,8 @@ CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-st
 INSTALL_HINT = "install Chromium (Debian: apt-get install chromium)"
 TIMEOUT = 15.0  # seconds for one command or one page load
 
+# Headless, quiet (no first-run pages, no calls home), and no automatic https upgrade of http://
+# URLs: a plain-http test must reach the plain-http server it names.
 _QUIET = (
     "--headless=new", "--remote-debugging-pipe", "--no-first-run", "--no-default-browser-check",
     "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions", "--disable-sync",
