@@ -29,6 +29,9 @@ assert len(COOKIE_VALUE) == 120
 _WRITE_PAD = COOKIE_VALUE[:112]
 _counter = itertools.count()
 _HEADERS_200 = [("Content-Type", "text/plain"), ("Content-Length", "2")]
+_HEADERS_403 = [("Content-Type", "text/plain"), ("Content-Length", "9")]
+#: What the failing login of ``failing_login_app`` spends before it answers: about 1 ms of CPU.
+LOGIN_WORK_S = 0.001
 
 BENCH_EXTRA_HINT = "install the benchmark extra: .venv/bin/pip install -e '.[bench]'"
 
@@ -127,7 +130,7 @@ def bare_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
 
     ``/write`` sets a new 120-byte ``session`` value each call (a jar change),
     ``POST /login`` sets one, ``/fill?N`` sets ``session`` and ``c1``..``c<N-1>``
-    (setup only); everything else sets nothing.
+    and ``/clear`` deletes ``session`` (setup only); everything else sets nothing.
     """
     path = environ["PATH_INFO"]
     if path == "/":
@@ -138,12 +141,30 @@ def bare_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Ite
         headers.append(("Set-Cookie", f"session={_WRITE_PAD}{next(_counter):08d}; Path=/"))
     elif path == "/login":
         headers.append(("Set-Cookie", f"session={COOKIE_VALUE}; Path=/"))
+    elif path == "/clear":
+        headers.append(("Set-Cookie", "session=; Max-Age=0; Path=/"))
     elif path == "/fill":
         n = int(environ.get("QUERY_STRING") or 1)
         headers.append(("Set-Cookie", f"session={COOKIE_VALUE}; Path=/"))
         headers.extend(("Set-Cookie", f"c{i}={COOKIE_VALUE}; Path=/") for i in range(1, n))
     start_response("200 OK", headers)
     return [b"ok"]
+
+
+def failing_login_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """``POST /login`` fails fast, as a wrong CSRF token or an unknown user does; else :func:`bare_app`.
+
+    The login spends about 1 ms of CPU (``LOGIN_WORK_S``, a busy loop: the
+    form parsing and checks of a framework) and answers ``403`` with no
+    cookie, so the session goes on unchanged and can be presented again.
+    """
+    if environ["PATH_INFO"] == "/login":
+        deadline = time.perf_counter() + LOGIN_WORK_S
+        while time.perf_counter() < deadline:
+            pass
+        start_response("403 Forbidden", list(_HEADERS_403))
+        return [b"forbidden"]
+    return bare_app(environ, start_response)
 
 
 def flask_app(redis_client: Any | None, prefix: str = "fsbench:") -> Any:

@@ -58,15 +58,15 @@ def main(argv: list[str] | None = None) -> int:
         elif args.case == "read":
             envs = setup.read()(calls)
         elif args.case == "write":
-            envs = setup.write()(calls)
+            envs = setup.writes(calls)
         else:
             envs = setup.logins(calls)
         run_wsgi(app, envs[: min(1000, calls // 10)])  # warm-up
         start = time.perf_counter()
         run_wsgi(app, envs)
         plain = (time.perf_counter() - start) / calls * 1e6
-        if args.case == "login":
-            envs = setup.logins(calls)
+        if args.case in ("write", "login"):  # each consumed its session: fresh ones for the profile
+            envs = setup.writes(calls) if args.case == "write" else setup.logins(calls)
         profiler = cProfile.Profile()
         profiler.enable()
         run_wsgi(app, envs)

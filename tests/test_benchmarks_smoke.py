@@ -4,8 +4,11 @@ It checks the shape of the report, not the numbers: whether fixguard meets
 its targets is what the benchmark itself says (exit status 0 or 1), and a
 quick run on a busy machine proves nothing either way. What must hold
 whatever fixguard's speed: the run completes, every case and target is
-there, and the harness's own round-trip count is right (a bare ``GET`` is one
-round trip, and ``INFO commandstats`` agrees with ``MONITOR``).
+there, and the harness's own round-trip counts are right (a bare ``GET`` is
+one round trip both ways, ``INFO commandstats`` agrees with ``MONITOR``, and
+redis-py's socket writes count Flask-Session's two separate commands as two),
+the write and login targets judge the client-side count, and the snapshot
+memory and the empty-jar login are reported.
 """
 
 from __future__ import annotations
@@ -24,13 +27,19 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "overhead.py"
 PEERS = ("flask_session", "beaker")
-FIXGUARD_CASES = [f"fg_{s}_{c}" for s in ("memory", "redis") for c in ("none", "read", "write", "login")]
+FIXGUARD_CASES = [
+    *(f"fg_{s}_{c}" for s in ("memory", "redis") for c in ("none", "read", "write", "login")),
+    "fg_redis_write_auth",
+]
 CASES = [
     "bare", "flask", "fs", "bk_redis", "bk_memory", "get", "hmac", "unsign", "ctl_get_mem",
     "fg_memory_others", *FIXGUARD_CASES, "jar_1", "jar_4", "jar_16", "hdr_1", "hdr_20", "hdr_60",
 ]  # fmt: skip
 Report = dict[str, Any]
-REDIS_CASES = ["fg_redis_none", "fg_redis_read", "fg_redis_write", "fg_redis_login", "fs", "bk_redis", "get"]
+REDIS_CASES = [
+    "fg_redis_none", "fg_redis_read", "fg_redis_write", "fg_redis_write_auth", "fg_redis_login",
+    "fs", "bk_redis", "get",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -74,18 +83,53 @@ def test_round_trips_are_counted_by_the_server(report: Report) -> None:
     assert rows["fg_memory_read"]["store_calls"] is True
 
 
+def test_real_round_trips_are_counted_by_the_client(report: Report) -> None:
+    rows = report["rows"]
+    for key in REDIS_CASES:
+        real = rows[key]["real_round_trips"]
+        assert isinstance(real, float), key
+        # one socket write per command at most: a pipeline is fewer, never more
+        assert 0 <= real <= rows[key]["round_trips"], (key, rows[key])
+    assert rows["get"]["real_round_trips"] == 1 and rows["get"]["connections"] == 1
+    assert rows["fs"]["real_round_trips"] == 2  # GET, then SET: two commands, two round trips
+    assert rows["fg_redis_none"]["real_round_trips"] == 0
+    for key in ("fg_redis_write", "fg_redis_write_auth", "fg_redis_login"):
+        assert rows[key]["real_round_trips"] >= 1, key
+    for key in FIXGUARD_CASES:
+        if key.startswith("fg_memory"):
+            assert "real_round_trips" not in rows[key], key
+
+
 def test_targets_memory_and_settle_are_reported(report: Report) -> None:
     ids = [t["id"] for t in report["targets"]]
     assert sorted(set(ids)) == [f"T{i}" for i in range(1, 10)]
     for t in report["targets"]:
         assert isinstance(t["pass"], bool) and t["row"] and t["target"], t
     assert report["all_pass"] == all(t["pass"] for t in report["targets"])
+    rows = report["rows"]
+    judged = {(t["id"], t["row"]): t for t in report["targets"]}
+    for key in ("fg_redis_write", "fg_redis_write_auth"):  # a write: ≤ 2 real round trips
+        t = judged["T3", key]
+        assert t["measured"] == rows[key]["real_round_trips"] and t["limit"] == 2
+        assert t["pass"] == (rows[key]["real_round_trips"] <= 2)
+    read, r = judged["T3", "fg_redis_read"], rows["fg_redis_read"]
+    assert read["pass"] == (r["round_trips"] == r["real_round_trips"] == 1)  # exact, both ways
+    login = judged["T7", "fg_redis_login"]
+    assert login["measured"] == rows["fg_redis_login"]["real_round_trips"] and login["limit"] == 3
     memory = report["memory"]
     assert memory["app_cookie_bytes"] == 120
     assert memory["redis_memory_usage_bytes"] > memory["redis_value_bytes"] > 120
     assert memory["memorystore_bytes"] > 0
+    snap = memory["snapshot"]
+    assert snap["redis_memory_usage_bytes"] > snap["redis_value_bytes"] > 120
+    assert 0 < snap["max_ttl_s"] <= snap["renew_grace_s"] == 30
+    steady = snap["steady_state_bytes"]
+    assert sorted(steady, key=int) == ["100", "1000"]
+    for rate, size in steady.items():
+        assert size == snap["redis_memory_usage_bytes"] * int(rate) * snap["renew_grace_s"]
     settle = report["settle"]
     assert settle["settle_wait_ms"] > 0.5 * settle["settle_time_s"] * 1000
+    assert settle["settle_wait_empty_jar_ms"] < 0.5 * settle["settle_time_s"] * 1000  # nothing to wait for
 
 
 def test_the_detection_benchmark_runs_and_reports_every_case() -> None:
