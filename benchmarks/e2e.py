@@ -159,19 +159,35 @@ class Server:
                 self.proc.wait(timeout=5)
 
 
-def start_server(kind: str, label: str, redis_url: str, workdir: Path) -> Server:
+def start_server(
+    kind: str,
+    label: str,
+    redis_url: str,
+    workdir: Path,
+    worker_class: str = "sync",
+    threads: int = 1,
+    env_extra: dict[str, str] | None = None,
+    name: str = "",
+) -> Server:
+    """``gunicorn -w 2`` serving ``e2e_app:app`` of ``kind`` on a free loopback port (log in workdir).
+
+    ``worker_class`` and ``threads`` are gunicorn's (``gthread`` uses the
+    threads); ``env_extra`` reaches the app (``e2e_app`` reads its settings
+    there); ``name`` tells apart the logs of servers of one kind.
+    """
     port = free_port()
-    log = workdir / f"gunicorn-{kind}.log"
+    log = workdir / f"gunicorn-{name or kind}.log"
     env = {
         **os.environ,
+        **(env_extra or {}),
         "FIXGUARD_BENCH_APP": kind,
         "FIXGUARD_BENCH_REDIS_URL": redis_url,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH", "")])),
     }
     gunicorn = [sys.executable, "-m", "gunicorn"]
     args = [
-        "--workers", "2", "--worker-class", "sync", "--bind", f"{HOST}:{port}",
-        "--error-logfile", str(log), "--log-level", "info", "--timeout", "30",
+        "--workers", "2", "--worker-class", worker_class, "--threads", str(threads),
+        "--bind", f"{HOST}:{port}", "--error-logfile", str(log), "--log-level", "info", "--timeout", "30",
         *_control_socket_flag(), "e2e_app:app",
     ]  # fmt: skip
     proc = subprocess.Popen(
@@ -185,24 +201,34 @@ _NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _ERRORS = re.compile(r"Socket errors:.*")
 
 
-def run_wrk(wrk: str, server: Server, seconds: float, connections: int) -> tuple[float, str]:
-    """wrk against one server on loopback for ``seconds``; requests per second and any error line."""
-    cmd = [
-        wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s",
-        "-H", f"Cookie: {server.cookie}", f"http://{HOST}:{server.port}/",
-    ]  # fmt: skip
+def wrk_output(
+    wrk: str, server: Server, seconds: float, connections: int, load: list[str]
+) -> tuple[float, str]:
+    """wrk (1 thread) against one server on loopback for ``seconds``: requests/s and wrk's report.
+
+    ``load`` is the rest of wrk's command line: ``-H`` headers, or ``-s`` a
+    Lua script, then the URL.
+    """
+    cmd = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", *load]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30, check=False)
     found = _RPS.search(out.stdout)
     if out.returncode != 0 or found is None:
         raise SystemExit(f"wrk failed against {server.kind}:\n{out.stdout}\n{out.stderr}")
+    return float(found.group(1)), out.stdout
+
+
+def run_wrk(wrk: str, server: Server, seconds: float, connections: int) -> tuple[float, str]:
+    """wrk against one server on loopback for ``seconds``; requests per second and any error line."""
+    url = f"http://{HOST}:{server.port}/"
+    rps, stdout = wrk_output(wrk, server, seconds, connections, ["-H", f"Cookie: {server.cookie}", url])
     problems = []
-    non2xx = _NON2XX.search(out.stdout)
+    non2xx = _NON2XX.search(stdout)
     if non2xx:
         problems.append(f"{non2xx.group(1)} non-2xx responses")
-    errors = _ERRORS.search(out.stdout)
+    errors = _ERRORS.search(stdout)
     if errors:
         problems.append(errors.group(0).strip())
-    return float(found.group(1)), "; ".join(problems)
+    return rps, "; ".join(problems)
 
 
 def main(argv: list[str] | None = None) -> int:
