@@ -27,6 +27,20 @@ round). Loads:
   greenlet (gunicorn's gevent worker monkey-patches ``time.sleep``), not the
   worker process, so other requests run meanwhile.
 
+The load is closed-loop: ``--connections`` clients, each sending its next
+login when the last is answered, so throughput = connections ÷ latency until
+the CPU is saturated. The wait adds 20 ms to every waiting login's latency;
+with threads or greenlets it costs no throughput only when there are enough
+of them, and enough clients, to keep the CPU busy meanwhile (about request
+rate x 21 ms in flight): hence 128 connections and 64 threads per gthread
+worker by default. With 32 of each, the gthread loads still lose to the wait.
+
+FixGuard's Redis URL carries ``?max_connections=1024``: redis-py's pool
+allows 100 connections per process by default, and a gevent worker with more
+greenlets than that inside Redis calls gets ``MaxConnectionsError``, which
+fixguard, failing closed, answers with 503 (seen here with 256 connections
+before the limit was raised; the README says how to raise it).
+
 Each load cycles through ``4 x connections`` sessions (at least 64) made
 beforehand, so no two requests in flight share one: a session frozen by one
 login would make a parallel one skip the wait and the flood look cheaper than
@@ -84,6 +98,9 @@ LOADS: dict[str, tuple[str, str, str]] = {
     "fg_gevent_jar": ("FixGuard, gevent, session holding a cookie", "fg_gevent", "jar"),
 }
 BODY = "csrf_token=wrong&username=nobody&password=guess"
+#: redis-py's pool holds 100 connections per process by default; a gevent worker with more
+#: greenlets in Redis calls than that gets MaxConnectionsError, which fixguard answers with 503
+POOL = 1024
 _STATUS = re.compile(r"^status (\d+) (\d+)$", re.MULTILINE)
 _LATENCY = re.compile(r"Latency\s+([\d.]+)(us|ms|s)\b")
 _SOCKET_ERRORS = re.compile(r"Socket errors:.*")
@@ -176,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per load (default 3)")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (default 32)")
-    parser.add_argument("--threads", type=int, default=16, help="threads per gthread worker (default 16)")
+    parser.add_argument("--connections", type=int, default=128, help="wrk connections (default 128)")
+    parser.add_argument("--threads", type=int, default=64, help="threads per gthread worker (default 64)")
     parser.add_argument("--no-gevent", action="store_true", help="skip the gevent loads")
     parser.add_argument("--json", action="store_true", help="print machine-readable results")
     args = parser.parse_args(argv)
@@ -194,18 +211,31 @@ def main(argv: list[str] | None = None) -> int:
     servers: dict[str, Server] = {}
     loads: list[Load] = []
     with tempfile.TemporaryDirectory(prefix="fixguard-settle-") as tmp, RedisServer() as redis_server:
+
+        def start(key: str) -> Server:
+            kind, worker_class, settle = SERVERS[key]
+            env = {"FIXGUARD_BENCH_PREFIX": f"fgsettle-{key}:"}
+            if settle is not None:
+                env["FIXGUARD_BENCH_SETTLE_TIME"] = str(settle)
+            threads = args.threads if worker_class == "gthread" else 1
+            url = f"{redis_server.url}?max_connections={POOL}"
+            return start_server(kind, key, url, Path(tmp), worker_class, threads, env, name=key)
+
         try:
             for key in servers_wanted:
-                kind, worker_class, settle = SERVERS[key]
-                env = {"FIXGUARD_BENCH_PREFIX": f"fgsettle-{key}:"}
-                if settle is not None:
-                    env["FIXGUARD_BENCH_SETTLE_TIME"] = str(settle)
-                threads = args.threads if worker_class == "gthread" else 1
-                servers[key] = start_server(
-                    kind, key, redis_server.url, Path(tmp), worker_class, threads, env, name=key
-                )
-            for server in servers.values():
-                server.wait_ready()
+                servers[key] = start(key)
+            for key in servers_wanted:
+                for attempt in range(3):
+                    try:
+                        servers[key].wait_ready()
+                        break
+                    except SystemExit as exc:
+                        # the free port was taken before gunicorn bound it (another process's
+                        # ephemeral port): try another, twice at most
+                        servers[key].stop()
+                        if attempt == 2 or "Address already in use" not in str(exc.code):
+                            raise
+                        servers[key] = start(key)
             for key in loads_wanted:
                 label, server_key, sessions = LOADS[key]
                 cookies = make_sessions(servers[server_key], sessions, n_sessions)
@@ -281,7 +311,7 @@ def render(result: dict[str, Any]) -> str:
             f"{row['median_latency_ms']:>6.1f} ms  {per}{problems}"
         )
     lines.append("-" * len(head))
-    gevent = "" if cfg["gevent"] else " (gevent not installed: its loads skipped)"
+    gevent = "" if cfg["gevent"] else " (no gevent loads: not installed, or --no-gevent)"
     lines.append(
         f"the app spends ~{cfg['app_login_work_ms']:g} ms of CPU per login; wrk -t1 -c{cfg['connections']}, "
         f"{cfg['duration_s']:g} s per run, median of {cfg['rounds']} interleaved round(s); gthread "
