@@ -41,6 +41,8 @@ greenlets than that inside Redis calls gets ``MaxConnectionsError``, which
 fixguard, failing closed, answers with 503 (seen here with 256 connections
 before the limit was raised; the README says how to raise it).
 
+After each wrk run the harness waits until the server has answered what
+wrk left queued (a probe request), so a load never pays for the one before.
 Each load cycles through ``4 x connections`` sessions (at least 64) made
 beforehand, so no two requests in flight share one: a session frozen by one
 login would make a parallel one skip the wait and the flood look cheaper than
@@ -60,6 +62,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import importlib.util
 import json
 import re
@@ -186,7 +189,23 @@ def run_load(wrk: str, load: Load, seconds: float, connections: int) -> tuple[fl
     found = _LATENCY.search(out)
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
     latency = float(found.group(1)) * scale[found.group(2)] if found else float("nan")
+    drain(load.server)
     return rps, latency, "; ".join(problems)
+
+
+def drain(server: Server) -> None:
+    """Wait until the server has worked off what wrk left queued when it stopped.
+
+    Sync workers still answer every connection waiting in the listen backlog
+    (128 waiting logins are seconds of work), which would slow the next load
+    on the same server; a probe is answered after what queued before it.
+    """
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=60)
+    try:
+        conn.request("GET", "/")
+        conn.getresponse().read()
+    finally:
+        conn.close()
 
 
 def main(argv: list[str] | None = None) -> int:
