@@ -8,7 +8,8 @@ there, and the harness's own round-trip counts are right (a bare ``GET`` is
 one round trip both ways, ``INFO commandstats`` agrees with ``MONITOR``, and
 redis-py's socket writes count Flask-Session's two separate commands as two),
 the write and login targets judge the client-side count, and the snapshot
-memory and the empty-jar login are reported.
+memory and the empty-jar login are reported. ``benchmarks/settle.py`` (when
+``wrk`` is installed) runs short and shows the one thing it exists to show.
 """
 
 from __future__ import annotations
@@ -149,3 +150,32 @@ def test_the_detection_benchmark_runs_and_reports_every_case() -> None:
     }
     for row in rows.values():
         assert row["detect_on_us"] > 0 and row["detect_off_us"] > 0
+
+
+def test_the_settle_benchmark_runs_and_shows_the_wait() -> None:
+    """``benchmarks/settle.py``, short: every load answered 403, and the sync wait is there.
+
+    Two sync workers that sleep ``settle_time`` (20 ms) per waiting login serve
+    at most 100 of them a second, whatever the machine; the same logins on
+    sessions with an empty jar do not wait and must go faster.
+    """
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (Debian: apt-get install wrk)")
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not on PATH: the benchmark starts its own (apt-get install it)")
+    script = SCRIPT.parent / "settle.py"
+    args = ["--duration", "1", "--rounds", "1", "--connections", "8", "--threads", "8", "--no-gevent"]
+    args.append("--json")
+    done = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:] or done.stdout[-3000:]
+    data = json.loads(done.stdout)
+    loads = data["loads"]
+    assert set(loads) == {
+        "bare_sync", "fg_sync_jar", "fg_sync_empty", "fg_sync_none", "fg0_sync_jar",
+        "bare_gthread", "fg_gthread_jar",
+    }  # fmt: skip
+    assert data["all_403"] is True
+    for key, load in loads.items():
+        assert load["median_rps"] > 0 and load["problems"] == [], key
+    assert loads["fg_sync_jar"]["median_rps"] <= 2 / 0.020 * 1.1  # 2 workers, 20 ms each, 10 % slack
+    assert loads["fg_sync_empty"]["median_rps"] > loads["fg_sync_jar"]["median_rps"]
