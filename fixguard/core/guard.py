@@ -172,6 +172,9 @@ class Guard:
         self.warned_cookies: set[str] = set()
         self.warned_hosts: set[str] = set()
 
+    #: The shell awaits its store: ``redis_url`` makes an AsyncRedisStore, not a RedisStore.
+    asynchronous = False
+
     def check_app(self, app: Any) -> None:
         """Refuse an app this shell cannot wrap (already wrapped, say): a clear start-up error."""
 
@@ -181,7 +184,7 @@ class Guard:
 
         if store is not None:
             raise ConfigError("store= and redis_url= were both given: keep one")
-        return make_store(url_values(url, prefix))
+        return make_store(url_values(url, prefix), self.asynchronous)
 
     def checked_store(self, store: Any) -> Any:
         """The store to use: ``store``, or a MemoryStore; anything else fails at start-up."""

@@ -90,7 +90,7 @@ class RequestPhase(ExchangeState):
                 self.emit("bad_cookie", reason="oversized")
         if g.token_paths and authorization is not None and self.bearer_in(authorization):
             out.authorization = ""
-        if g.settings.detect_logins and not self.rules and not self.via_token:
+        if self.logins and g.settings.detect_logins and not self.rules and not self.via_token:
             # a matching rule decides alone; a fixguard token's holder is logged in
             yield from self.detect(authorization)
         try:

@@ -121,6 +121,7 @@ class ExchangeState:
     detected = ""  # credentials seen in the request: "body", or "basic" (a login if another user)
     basic_user = ""  # keyed hash of the Basic/Digest username
     via = ""  # what raised the rotating signal: rule, credentials, call or header
+    logins = True  # False for a WebSocket handshake: nothing it carries can be a login
 
     def __init__(self, guard: Guard, request: Request) -> None:
         self.g = guard
@@ -128,7 +129,7 @@ class ExchangeState:
         self.request = request
         self.method = request.method
         self.path = request.path
-        self.rules: list[Rule] = guard.rules.match(self.method, self.path)
+        self.rules: list[Rule] = guard.rules.match(self.method, self.path) if self.logins else []
         if self.rules:
             self.rotating = any(r.signal in ROTATING_SIGNALS for r in self.rules)
         self.outcome: Headers = []
