@@ -83,7 +83,9 @@ def test_bare_bearer_token_is_echoed_at_login() -> None:
     async def scenario(app: Any) -> None:
         attacker, victim = Browser(app), Browser(app)
         attacker.bearer = victim.bearer = "chosen-by-the-attacker"
-        assert (await victim.post("/token/login", json=ALICE)).json()["access_token"] == "chosen-by-the-attacker"
+        assert (await victim.post("/token/login", json=ALICE)).json()[
+            "access_token"
+        ] == "chosen-by-the-attacker"
         assert (await attacker.get("/token/me")).json() == {"user": "alice"}
 
     bare_run(scenario)
