@@ -62,13 +62,16 @@ def uvicorn(env: dict[str, str], log: Path, workers: int = WORKERS) -> Iterator[
             time.sleep(0.05)
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            stop_by = time.monotonic() + 10
+            # WNOWAIT keeps the master a zombie, so its process group is still ours to kill
+            while time.monotonic() < stop_by:
+                if os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    break
+                time.sleep(0.05)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # a worker left behind
         proc.wait(timeout=10)
 
 
@@ -146,9 +149,11 @@ def test_websocket_handshake_with_a_retired_id_is_refused(redis_server: RedisSer
         with connect(url, additional_headers={"Cookie": f"fixguard={fresh}"}, open_timeout=TIMEOUT) as ws:
             text = str(ws.recv(timeout=TIMEOUT))
         assert text.startswith("cookie=session=alice.") and "fixguard" not in text  # the jar, not the ID
-        with pytest.raises(InvalidStatus) as caught:
-            with connect(url, additional_headers={"Cookie": f"fixguard={planted}"}, open_timeout=TIMEOUT):
-                pass
+        with (
+            pytest.raises(InvalidStatus) as caught,
+            connect(url, additional_headers={"Cookie": f"fixguard={planted}"}, open_timeout=TIMEOUT),
+        ):
+            pass
         assert caught.value.response.status_code == 403
 
 
