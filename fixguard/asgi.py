@@ -37,15 +37,14 @@ from .asgi_io import (
     Send,
     app_headers,
     byte_headers,
-    header,
-    request_of,
+    read_request,
     text_headers,
 )
 from .config import ConfigError
 from .core.exchange import Exchange
 from .core.guard import Guard
 from .core.ops import Steps, drive_async
-from .core.state import Answer
+from .core.state import Answer, Request
 from .events import Event
 from .signals import ENVIRON_CONTEXT
 from .stores.base import Store
@@ -67,6 +66,7 @@ class FixGuardMiddleware(Guard):
 
     app: ASGIApp
     asynchronous = True
+    store_awaits = False
 
     def check_app(self, app: Any) -> None:
         if isinstance(app, FixGuardMiddleware):
@@ -76,7 +76,9 @@ class FixGuardMiddleware(Guard):
             )
 
     def checked_store(self, store: Any) -> Any:
-        if store is None or is_async_store(store):
+        #: Every store call is a coroutine to await (AsyncRedisStore); else a quick sync call.
+        self.store_awaits = is_async_store(store)
+        if store is None or self.store_awaits:
             return super().checked_store(store)
         redis_store = sys.modules.get("fixguard.stores.redis")
         if redis_store is not None and isinstance(store, redis_store.RedisStore):
@@ -99,10 +101,16 @@ class FixGuardMiddleware(Guard):
                 return
             await self.installed_twice(scope, receive, send)
             return
-        if kind == "http":
-            await _HTTPExchange(self, scope, receive, send).run()
-        else:
-            await _WebSocketHandshake(self, scope).run(receive, send)
+        scope = dict(scope)  # the app's scope: ours to rewrite (headers, session)
+        method = "GET" if kind == "websocket" else str(scope.get("method") or "GET").upper()
+        request, cookie, authorization = read_request(scope, method)
+        if kind == "websocket":
+            await _WebSocketHandshake(self, scope, request).run(cookie, authorization, receive, send)
+            return
+        exchange = _HTTPExchange(self, scope, request, receive, send)
+        refusal = await exchange.prepare_scope(cookie, authorization)
+        del cookie, authorization  # this frame stays while the app runs: no secret in its locals
+        await exchange.run(refusal)
 
     async def installed_twice(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Another FixGuard already handles this request: refuse loudly, never half-protect."""
@@ -137,25 +145,29 @@ class _HTTPExchange(Exchange):
     held = 0  # bytes of a login's body held back so far
     replaced = False  # the refusal went out instead: the app's messages go nowhere
 
-    def __init__(self, guard: FixGuardMiddleware, scope: Scope, receive: Receive, send: Send) -> None:
-        self.scope = scope = dict(scope)  # the app's scope: ours to rewrite (headers, session)
-        super().__init__(guard, request_of(scope, str(scope.get("method") or "GET").upper()))
+    def __init__(
+        self, guard: FixGuardMiddleware, scope: Scope, request: Request, receive: Receive, send: Send
+    ) -> None:
+        super().__init__(guard, request)
+        self.scope = scope
         self.app = guard.app
+        self.awaits = guard.store_awaits
         self.reader = BodyReader(receive, scope)
         self.server_send = send
         self.start: Message = {}
 
     async def drive(self, steps: Steps[Any]) -> Any:
-        return await drive_async(steps, self.g.store, self.reader.read)
+        return await drive_async(steps, self.g.store, self.reader.read, self.awaits)
 
-    async def run(self) -> None:
-        refusal = await self.prepare_scope()
+    async def run(self, refusal: Answer | None) -> None:
+        """The refusal, or the app (after a login's settle wait), then undo a freeze left behind."""
         if refusal is not None:
             self.processed = True
             await self.send_answer(refusal)
             return
         try:
-            await self.drive(self.settle())
+            if self.freeze_token:
+                await self.drive(self.settle())
             await self.app(self.scope, self.reader.receive, self.send)
             if self.pending is not None and not self.replaced:
                 await self.finish_body(
@@ -166,13 +178,14 @@ class _HTTPExchange(Exchange):
             await self.drive(self.abandon())  # the app failed or the client left: undo our freeze
             raise
         self.active = False
-        await self.drive(self.abandon())  # a no-op once the response was decided
+        if self.freeze_token:
+            await self.drive(self.abandon())  # a no-op once the response was decided
 
-    async def prepare_scope(self) -> Answer | None:
+    async def prepare_scope(self, cookie: str | None, authorization: str | None) -> Answer | None:
         """Run the request phase and rewrite the scope for the app; a refusal, or None."""
         scope = self.scope
         raw = scope.get("headers") or ()
-        prepared = await self.drive(self.prepare(header(raw, b"cookie"), header(raw, b"authorization")))
+        prepared = await self.drive(self.prepare(cookie, authorization))
         if prepared.refusal is not None:
             refusal: Answer = prepared.refusal
             return refusal
@@ -244,16 +257,16 @@ class _WebSocketHandshake(Exchange):
 
     logins = False  # a handshake carries no login: it can neither rotate nor freeze
 
-    def __init__(self, guard: FixGuardMiddleware, scope: Scope) -> None:
-        self.scope = scope = dict(scope)
-        super().__init__(guard, request_of(scope, "GET"))
+    def __init__(self, guard: FixGuardMiddleware, scope: Scope, request: Request) -> None:
+        super().__init__(guard, request)
+        self.scope = scope
         self.app = guard.app
 
-    async def run(self, receive: Receive, send: Send) -> None:
+    async def run(self, cookie: str | None, authorization: str | None, receive: Receive, send: Send) -> None:
         scope = self.scope
         raw = scope.get("headers") or ()
-        steps = self.prepare(header(raw, b"cookie"), header(raw, b"authorization"))
-        prepared = await drive_async(steps, self.g.store)
+        prepared = await drive_async(self.prepare(cookie, authorization), self.g.store)
+        del cookie, authorization  # this frame stays while the app runs: no secret in its locals
         if prepared.refusal is not None:
             await self.refuse(prepared.refusal, receive, send)
             return

@@ -37,25 +37,42 @@ def header(raw: Any, name: bytes) -> str | None:
     return "; ".join(found) if name == b"cookie" else found[0]
 
 
-def request_of(scope: Scope, method: str) -> Request:
-    """The core's view of an ASGI request (``path`` without the ``root_path`` it is mounted at)."""
-    raw = scope.get("headers") or ()
+def read_request(scope: Scope, method: str) -> tuple[Request, str | None, str | None]:
+    """The core's view of an ASGI request, and its Cookie and Authorization headers (one pass).
+
+    ``path`` is without the ``root_path`` the app is mounted at, like WSGI's
+    ``PATH_INFO``. Several Cookie headers (HTTP/2) are joined with ``; ``.
+    """
+    cookies: list[str] = []
+    authorization = content_type = host = None
+    for k, v in scope.get("headers") or ():
+        name = bytes(k).lower()
+        if name == b"cookie":
+            cookies.append(bytes(v).decode("latin-1"))
+        elif name == b"authorization":
+            if authorization is None:
+                authorization = bytes(v).decode("latin-1")
+        elif name == b"content-type":
+            content_type = bytes(v).decode("latin-1")
+        elif name == b"host":
+            host = bytes(v).decode("latin-1")
     path = scope.get("path") or "/"
     root = scope.get("root_path") or ""
     if root and path.startswith(root):
         path = path[len(root) :] or "/"
     client = scope.get("client")
-    return Request(
+    request = Request(
         method=method,
         path=path,
         script_name=root,
-        content_type=header(raw, b"content-type"),
+        content_type=content_type,
         scheme="https" if scope.get("scheme") in ("https", "wss") else "http",
-        host=header(raw, b"host") or str((scope.get("server") or ("",))[0] or ""),
+        host=host or str((scope.get("server") or ("",))[0] or ""),
         remote_addr=str(client[0]) if client else "",
         context=scope,
         view=ScopeView(scope, method),
     )
+    return request, "; ".join(cookies) if cookies else None, authorization
 
 
 class ScopeView(Mapping[str, Any]):

@@ -73,12 +73,15 @@ def drive(steps: Steps[T], store: Any, read_body: Callable[[int], bytes | None] 
 
 
 async def drive_async(
-    steps: Steps[T], store: Any, read_body: Callable[[int], Awaitable[bytes | None]] | None = None
+    steps: Steps[T],
+    store: Any,
+    read_body: Callable[[int], Awaitable[bytes | None]] | None = None,
+    awaits: bool = False,
 ) -> T:
     """Run ``steps`` to the end, awaiting each operation; never blocks the event loop.
 
-    A store call that returns an awaitable (an async store) is awaited; a
-    synchronous MemoryStore answers at once. The settle wait is ``asyncio.sleep``.
+    A store call that returns an awaitable (an async store; ``awaits`` says
+    so up front) is awaited; a synchronous MemoryStore answers at once. The settle wait is ``asyncio.sleep``.
     """
     try:
         op = next(steps)
@@ -86,7 +89,7 @@ async def drive_async(
             try:
                 if type(op) is StoreCall:
                     result: Any = getattr(store, op.name)(*op.args)
-                    if inspect.isawaitable(result):
+                    if awaits or inspect.isawaitable(result):
                         result = await result
                 elif type(op) is Sleep:
                     await asyncio.sleep(op.seconds)

@@ -57,6 +57,10 @@ class AsyncRedisStore:
     def __init__(self, client: AsyncClient, prefix: str = "fixguard:") -> None:
         self.client = client
         self.prefix = prefix
+        # As RedisStore does: the read every request makes goes straight to a pooled
+        # connection (with the connection's own retry) when the client is a plain Redis.
+        plain = type(client) is aredis.Redis and getattr(client, "connection", None) is None
+        self._pool: Any = getattr(client, "connection_pool", None) if plain else None
         self._freeze = client.register_script(_FREEZE)
         self._replace = client.register_script(_REPLACE)
         self._index_add_script = client.register_script(_INDEX_ADD)
@@ -86,7 +90,18 @@ class AsyncRedisStore:
     async def get(self, key: str) -> str | None:
         """The value under ``key``, or None: one ``GET``."""
         k = self.prefix + key
-        return _text(await self._run("GET", k, lambda: self.client.get(k), foreign=UNREADABLE))
+        call = (lambda: self._lean_get(k)) if self._pool is not None else (lambda: self.client.get(k))
+        return _text(await self._run("GET", k, call, foreign=UNREADABLE))
+
+    async def _lean_get(self, k: str) -> Any:
+        """``GET`` on a pooled connection with the connection's own retry, nothing else."""
+        pool = self._pool
+        conn = await pool.get_connection()
+        try:
+            retry = conn.retry
+            return await retry.call_with_retry(lambda: _send_get(conn, k), lambda _error: conn.disconnect())
+        finally:
+            await pool.release(conn)
 
     async def create(self, key: str, value: str, ttl: float) -> bool:
         """``SET NX PX``: False if the key exists (whatever it holds)."""
@@ -211,3 +226,8 @@ class AsyncRedisStore:
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
         except OSError as exc:  # a socket error redis.asyncio let through
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
+
+
+async def _send_get(conn: Any, k: str) -> Any:
+    await conn.send_command("GET", k)
+    return await conn.read_response()
