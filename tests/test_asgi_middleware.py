@@ -395,3 +395,16 @@ def test_installed_twice_is_refused() -> None:
     outer = guard(between)
     sent = run(call(outer, scope("/"), [{"type": "http.request"}]))
     assert status(sent) == 500 and [e.kind for e in events] == ["installed_twice"]
+
+
+def test_a_redis_that_does_not_answer_is_a_503_and_redis_url_builds_an_async_store() -> None:
+    from fixguard.stores.redis import RedisStore
+    from fixguard.stores.redis_async import AsyncRedisStore
+
+    g = guard(responder(), redis_url="redis://127.0.0.1:1/0")
+    assert isinstance(g.store, AsyncRedisStore)
+    _, signed = g.ids.mint()
+    sent = run(call(g, scope("/", headers=[("cookie", f"fixguard={signed}")]), [{"type": "http.request"}]))
+    assert status(sent) == 503 and b"ok" not in body(sent)
+    with pytest.raises(ConfigError, match="block the event loop"):
+        guard(responder(), store=RedisStore.from_url("redis://127.0.0.1:1/0"))
