@@ -77,8 +77,9 @@ def uvicorn(env: dict[str, str], log: Path, workers: int = WORKERS) -> Iterator[
 
 def fleet_env(redis_server: RedisServer) -> dict[str, str]:
     redis_server.start()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("FIXGUARD_")}  # the suite's own
     return {
-        **os.environ,
+        **inherited,
         "FIXGUARD_SECRET_KEY": secrets.token_urlsafe(48),
         "FIXGUARD_REDIS_URL": redis_server.url,
         "FIXGUARD_REDIS_PREFIX": f"fleet-{secrets.token_hex(4)}:",
