@@ -21,12 +21,9 @@ import re
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .signals import Rule, RuleError, parse_rule
-
-if TYPE_CHECKING:
-    pass
 
 MIN_KEY_BYTES = 32
 
