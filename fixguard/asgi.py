@@ -47,7 +47,7 @@ from .core.ops import Steps, drive_async
 from .core.state import Answer, Request
 from .events import Event
 from .signals import ENVIRON_CONTEXT
-from .stores.base import Store
+from .stores.base import Store, StoreError
 
 __all__ = ["FixGuardMiddleware"]
 
@@ -185,7 +185,9 @@ class _HTTPExchange(Exchange):
         """Run the request phase and rewrite the scope for the app; a refusal, or None."""
         scope = self.scope
         raw = scope.get("headers") or ()
-        prepared = await self.drive(self.prepare(cookie, authorization))
+        prepared = self.unneeded(cookie, authorization)
+        if prepared is None:
+            prepared = await self.drive(self.prepare(cookie, authorization))
         if prepared.refusal is not None:
             refusal: Answer = prepared.refusal
             return refusal
@@ -204,7 +206,13 @@ class _HTTPExchange(Exchange):
         if kind == "http.response.start" and not self.processed:
             raw = message.get("headers") or ()
             headers = text_headers(raw)
-            out = await self.drive(self.respond_safely(int(message.get("status", 500)), headers))
+            self.processed = True
+            out = self.settled(headers)
+            if out is None:
+                try:
+                    out = await self.drive(self.respond(int(message.get("status", 500)), headers))
+                except StoreError as exc:
+                    self.replacement = self.store_down(exc)
             if self.replacement is not None:
                 await self.send_answer(self.replacement)
                 return

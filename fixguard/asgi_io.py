@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any
 
-from .core.state import Headers, Request
+from .core.state import Headers, Request, RequestFacts
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,7 +61,7 @@ def read_request(scope: Scope, method: str) -> tuple[Request, str | None, str | 
     if root and path.startswith(root):
         path = path[len(root) :] or "/"
     client = scope.get("client")
-    request = Request(
+    request = RequestFacts(
         method=method,
         path=path,
         script_name=root,

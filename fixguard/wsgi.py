@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 from .core.exchange import Exchange
 from .core.guard import Guard
 from .core.ops import Steps, drive
-from .core.state import Answer, Headers, Request, plain
+from .core.state import Answer, Headers, plain
 from .detect import read_body
 from .events import Event
 from .signals import ENVIRON_CONTEXT
+from .stores.base import StoreError
 
 if TYPE_CHECKING:
     from _typeshed import OptExcInfo
@@ -89,32 +90,52 @@ class FixGuard(Guard):
         return [body]
 
 
-def request_of(environ: WSGIEnvironment) -> Request:
-    """The core's view of a WSGI request."""
-    return Request(
-        method=str(environ.get("REQUEST_METHOD", "GET")).upper(),
-        path=environ.get("PATH_INFO", "") or "/",
-        script_name=environ.get("SCRIPT_NAME", "") or "",
-        content_type=environ.get("CONTENT_TYPE"),
-        scheme=str(environ.get("wsgi.url_scheme", "")),
-        host=str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or ""),
-        remote_addr=environ.get("REMOTE_ADDR", ""),
-        context=environ,
-        view=environ,
-    )
-
-
 class _Exchange(Exchange):
-    """One WSGI request/response pair: the core's exchange plus start_response and the body."""
+    """One WSGI request/response pair: the core's exchange plus start_response and the body.
+
+    It is its own :class:`~fixguard.core.state.Request` too: ``method`` and
+    ``path`` are read at once, the rest from the environ when the core asks
+    (one object less per request on the hot path).
+    """
 
     status = ""
     exc_info: OptExcInfo | None = None
 
     def __init__(self, guard: FixGuard, environ: WSGIEnvironment, start_response: StartResponse):
-        super().__init__(guard, request_of(environ))
-        self.app = guard.app
         self.environ = environ
+        self.method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        self.path = environ.get("PATH_INFO", "") or "/"
+        super().__init__(guard, self)
+        self.app = guard.app
         self.server_start_response = start_response
+
+    @property
+    def script_name(self) -> str:
+        return str(self.environ.get("SCRIPT_NAME", "") or "")
+
+    @property
+    def content_type(self) -> str | None:
+        return self.environ.get("CONTENT_TYPE")
+
+    @property
+    def scheme(self) -> str:
+        return str(self.environ.get("wsgi.url_scheme", ""))
+
+    @property
+    def host(self) -> str:
+        return str(self.environ.get("HTTP_HOST") or self.environ.get("SERVER_NAME") or "")
+
+    @property
+    def remote_addr(self) -> str:
+        return str(self.environ.get("REMOTE_ADDR", ""))
+
+    @property
+    def context(self) -> WSGIEnvironment:
+        return self.environ
+
+    @property
+    def view(self) -> WSGIEnvironment:
+        return self.environ
 
     def drive(self, steps: Steps[Any]) -> Any:
         return drive(steps, self.g.store, self.read_body)
@@ -133,7 +154,8 @@ class _Exchange(Exchange):
         refusal = self.prepare_environ()
         if refusal is not None:
             return self.refuse_now(refusal)
-        self.drive(self.settle())
+        if self.freeze_token:
+            self.drive(self.settle())
         try:
             app_iter = self.app(self.environ, self.start_response)
         except BaseException:
@@ -148,7 +170,10 @@ class _Exchange(Exchange):
     def prepare_environ(self) -> Answer | None:
         """Run the request phase and rewrite the environ for the app; a refusal, or None."""
         environ = self.environ
-        prepared = self.drive(self.prepare(environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")))
+        cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
+        prepared = self.unneeded(cookie, authorization)
+        if prepared is None:
+            prepared = drive(self.prepare(cookie, authorization), self.g.store, self.read_body)
         if prepared.refusal is not None:
             refusal: Answer = prepared.refusal
             return refusal
@@ -182,7 +207,13 @@ class _Exchange(Exchange):
             code = int(status[:3])
         except ValueError:
             code = 500
-        out: Headers | None = self.drive(self.respond_safely(code, headers))
+        self.processed = True
+        out: Headers | None = self.settled(headers)
+        if out is None:
+            try:
+                out = drive(self.respond(code, headers), self.g.store)
+            except StoreError as exc:
+                self.replacement = self.store_down(exc)
         if self.replacement is not None:
             rstatus, rheaders, _ = self.replacement
             self.server_start_response(rstatus, rheaders, exc_info)

@@ -1,7 +1,7 @@
 """The sans-I/O core on its own: request facts in, store operations and decisions out.
 
 No server and no middleware here: an :class:`~fixguard.core.Exchange` is built
-from a hand-written :class:`~fixguard.core.Request`, its steps are driven over
+from a hand-written :class:`~fixguard.core.RequestFacts`, its steps are driven over
 a real MemoryStore by a driver that also records every operation they yield.
 What each kind of request asks of the store is the contract both shells rely
 on (one GET for a read-only request, a freeze and one handover for a login).
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fixguard.core import Exchange, Guard, ReadBody, Request, Sleep, StoreCall, drive
+from fixguard.core import Exchange, Guard, ReadBody, RequestFacts, Sleep, StoreCall, drive
 from fixguard.core.ops import Steps
 from fixguard.signals import ENVIRON_SIGNALS
 
@@ -34,9 +34,9 @@ def make_guard(**options: Any) -> Guard:
     return Guard(None, secret_key=KEY, **options)
 
 
-def request(method: str = "GET", path: str = "/", content_type: str | None = None) -> Request:
+def request(method: str = "GET", path: str = "/", content_type: str | None = None) -> RequestFacts:
     context: dict[str, Any] = {}
-    return Request(method, path, "", content_type, "http", "localhost", "127.0.0.1", context, context)
+    return RequestFacts(method, path, "", content_type, "http", "localhost", "127.0.0.1", context, context)
 
 
 class Recorder:

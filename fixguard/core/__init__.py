@@ -12,6 +12,6 @@ shells share.
 from .exchange import Exchange
 from .guard import Guard
 from .ops import ReadBody, Sleep, Steps, StoreCall, drive
-from .state import Request
+from .state import Request, RequestFacts
 
-__all__ = ["Exchange", "Guard", "ReadBody", "Request", "Sleep", "Steps", "StoreCall", "drive"]
+__all__ = ["Exchange", "Guard", "ReadBody", "Request", "RequestFacts", "Sleep", "Steps", "StoreCall", "drive"]

@@ -6,10 +6,11 @@ steps, each a generator of :mod:`~fixguard.core.ops`:
 1. :meth:`prepare` with the raw Cookie and Authorization headers: a refusal,
    or the headers the app sees; then :meth:`settle` (a login waits briefly
    for replays already inside the app);
-2. :meth:`respond` with the app's status code and headers: the headers that
-   leave, or None when a login body is held back for its tokens (then
-   :meth:`finish` with that body); :attr:`replacement` set means "send this
-   refusal instead";
+2. :meth:`respond` with the app's status code and headers (the shell sets
+   :attr:`processed` first, and turns a StoreError into :meth:`store_down`'s
+   503): the headers that leave, or None when a login body is held back for
+   its tokens (then :meth:`finish` with that body); :attr:`replacement` set
+   means "send this refusal instead";
 3. :meth:`abandon` if the app failed (or the client left) before answering:
    a freeze is undone, never left half-rotated.
 """
@@ -39,15 +40,6 @@ class Exchange(RequestPhase, ResponsePhase):
         riders = record is not None and bool(record.jar or record.bearer)
         if self.freeze_token and self.g.settings.settle_time > 0 and riders:
             yield Sleep(self.g.settings.settle_time)
-
-    def respond_safely(self, code: int, headers: Headers) -> Steps[Headers | None]:
-        """:meth:`respond`, with a store failure turned into a 503 :attr:`replacement`."""
-        self.processed = True
-        try:
-            return (yield from self.respond(code, headers))
-        except StoreError as exc:
-            self.replacement = self.store_down(exc)
-            return None
 
     def finish(self, body: bytes | None) -> Steps[tuple[Headers, bytes] | None]:
         """The held-back login response: swap its tokens, rotate; its headers and body.

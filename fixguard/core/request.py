@@ -61,8 +61,34 @@ class Prepared:
         return "<fixguard.Prepared>"
 
 
+#: What most requests without a cookie get: no Cookie header for the app, nothing else (never mutated).
+NOTHING_TO_CHANGE = Prepared()
+
+
 class RequestPhase(ExchangeState):
     """Verify the ID, load the session, decide what the app sees."""
+
+    def unneeded(self, cookie: str | None, authorization: str | None) -> Prepared | None:
+        """The request phase of a request with nothing to look at, decided without a step.
+
+        No cookie, no Authorization header, no body to inspect for credentials:
+        nothing to verify and nothing to read. None: drive :meth:`prepare`.
+        """
+        if cookie or authorization is not None:
+            return None
+        s = self.g.settings
+        if (
+            self.logins
+            and s.detect_logins
+            and s.credential_fields
+            and not self.rules
+            and self.method in BODY_METHODS
+            and detectable(self.request.content_type)
+        ):
+            return None
+        if self.rotating and self.g.token_paths:
+            return Prepared(drop_accept_encoding=True)
+        return NOTHING_TO_CHANGE
 
     def prepare(self, cookie: str | None, authorization: str | None) -> Steps[Prepared]:
         """Verify the ID, load the session; a refusal, or the app's rebuilt headers.

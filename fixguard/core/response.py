@@ -15,7 +15,7 @@ import time
 
 from ..caching import keep_out_of_shared_caches
 from ..cookies import SetCookie, harden, parse_set_cookie
-from ..record import LIVE, RENEWED, SNAPSHOT, CorruptRecord, decode, guard_of
+from ..record import LIVE, RENEWED, SNAPSHOT, CorruptRecord, Record, decode, guard_of
 from ..signals import ENVIRON_SIGNALS, ENVIRON_SUBJECT, location_path, normalize_path, parse_event_header
 from ..signals import ROTATING as ROTATING_SIGNALS
 from ..stores.base import MAX_HOPS
@@ -87,6 +87,34 @@ class ResponsePhase(Writes):
             out.append((name, value))
         return out, updates, signals, subject
 
+    def settled(self, headers: Headers) -> Headers | None:
+        """The headers that leave when the response decides nothing, known without a step.
+
+        The two common requests: no session at all, and a read-only session
+        answered within ``settle_time`` of its read (no login can have frozen it
+        unseen) that is due neither a slide nor a renewal. None: drive :meth:`respond`.
+        """
+        if self.rules or self.detected or ENVIRON_SIGNALS in self.request.context:
+            return None
+        for name, _ in headers:
+            if name.lower() in _WATCHED:
+                return None
+        if self.vid is None:
+            return None if self.clear_cookie else headers
+        record = self.record
+        if record is None or self.reissue is not None or self.freeze_token or self.clear_cookie:
+            return None
+        if time.monotonic() - self.read_at > self.g.settings.settle_time:
+            return None  # respond() re-checks the record first
+        return headers if self.read_only_done(record) else None
+
+    def read_only_done(self, record: Record) -> bool:
+        """A read-only request on ``record`` that writes nothing: no slide, no renewal due."""
+        if self.from_snapshot:
+            return True  # an older ID is never slid nor renewed: it only serves its window
+        now = self.now  # when the record was read: close enough to decide a lazy slide
+        return now - record.touched <= self.g.slide_after and not self.renewal_due(record, now)
+
     def respond(self, code: int, headers: Headers) -> Steps[Headers | None]:
         """Decide what the response means; None when it is held back for its tokens."""
         context = self.request.context
@@ -103,10 +131,7 @@ class ResponsePhase(Writes):
                     self.replacement = self.conflict_response()
                     return out
                 race_checked = True
-                if self.from_snapshot:
-                    return out  # an older ID is never slid nor renewed: it only serves its window
-                now = self.now  # when the record was read: close enough to decide a lazy slide
-                if now - record.touched <= self.g.slide_after and not self.renewal_due(record, now):
+                if self.read_only_done(record):
                     return out
         header_signals = bool(signals)
         called = list(context.get(ENVIRON_SIGNALS, ()))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..caching import keep_out_of_shared_caches
 from ..cookies import SetCookie
@@ -55,15 +55,40 @@ def host_name(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-@dataclass(slots=True)
-class Request:
+class Request(Protocol):
     """What the core needs to know about a request, whatever server it came from.
 
-    ``context`` is the mapping the app sees (the WSGI environ, the ASGI scope):
-    ``fixguard.signal()`` writes its signals there. ``view`` is what an
-    ``on_reject`` hook is shown and where ``HTTP_ACCEPT`` is read (an environ,
-    or an environ-like view of an ASGI scope).
+    ``method`` and ``path`` are read for every request; the rest only when a
+    decision needs them, so a shell may compute them lazily (the WSGI shell
+    reads them from the environ on access). ``context`` is the mapping the app
+    sees (the WSGI environ, the ASGI scope): ``fixguard.signal()`` writes its
+    signals there. ``view`` is what an ``on_reject`` hook is shown and where
+    ``HTTP_ACCEPT`` is read (an environ, or an environ-like view of a scope).
     """
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def script_name(self) -> str: ...
+    @property
+    def content_type(self) -> str | None: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def remote_addr(self) -> str: ...
+    @property
+    def context(self) -> MutableMapping[str, Any]: ...
+    @property
+    def view(self) -> Mapping[str, Any]: ...
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    """A :class:`Request` as plain data (the ASGI shell's, and tests')."""
 
     method: str
     path: str
