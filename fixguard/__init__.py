@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from .config import ConfigError
 from .events import Event
-from .middleware import FixGuard
 from .record import SessionInfo
 from .signals import signal
 from .stores import MemoryStore, Store, StoreError
+from .wsgi import FixGuard
 
 if TYPE_CHECKING:
     from .stores.redis import RedisStore as RedisStore

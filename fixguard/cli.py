@@ -144,11 +144,11 @@ def _add_sessions(commands: Any) -> None:
 
 def _run_sessions(args: argparse.Namespace) -> int:
     from .config import ConfigError, make_store, read_deployment
-    from .middleware import _MAX_SUBJECT  # the middleware indexes subjects cut to this length
+    from .core.state import MAX_SUBJECT  # the middleware indexes subjects cut to this length
     from .stores.base import StoreError
 
     out, err = sys.stdout, sys.stderr
-    subject: str = args.subject[:_MAX_SUBJECT]
+    subject: str = args.subject[:MAX_SUBJECT]
     if not subject:
         return _cannot_run(err, "SUBJECT is empty: give the user name the app sends as Fixguard-Subject")
     try:

@@ -21,12 +21,9 @@ import re
 import tomllib
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from .signals import Rule, RuleError, parse_rule
-
-if TYPE_CHECKING:
-    from .stores.base import Store
 
 MIN_KEY_BYTES = 32
 
@@ -650,8 +647,11 @@ def read_deployment(
     return values
 
 
-def make_store(values: Mapping[str, Any]) -> Store | None:
-    """A :class:`RedisStore` for ``redis_url`` (with ``redis_prefix``), or None: FixGuard's MemoryStore."""
+def make_store(values: Mapping[str, Any], asynchronous: bool = False) -> Any:
+    """A :class:`RedisStore` for ``redis_url`` (with ``redis_prefix``), or None: FixGuard's MemoryStore.
+
+    ``asynchronous``: an :class:`~fixguard.stores.AsyncRedisStore` instead (the ASGI middleware's).
+    """
     url = values.get("redis_url")
     if url is None:
         if "redis_prefix" in values:
@@ -662,10 +662,16 @@ def make_store(values: Mapping[str, Any]) -> Store | None:
         return None
     try:
         from .stores.redis import RedisStore
+
+        factory: Any = RedisStore
+        if asynchronous:
+            from .stores.redis_async import AsyncRedisStore
+
+            factory = AsyncRedisStore
     except ImportError:
         raise ConfigError("redis_url needs redis-py: pip install 'fixguard[redis]'") from None
     try:
-        return RedisStore.from_url(url, prefix=values.get("redis_prefix", DEFAULT_REDIS_PREFIX))
+        return factory.from_url(url, prefix=values.get("redis_prefix", DEFAULT_REDIS_PREFIX))
     except ValueError as exc:  # redis-py's URL parser; its message never needs the URL itself
         reason = str(exc).replace(url, "<redis_url>")
         raise ConfigError(
@@ -675,7 +681,10 @@ def make_store(values: Mapping[str, Any]) -> Store | None:
 
 
 def guard_options(
-    values: Mapping[str, Any], accepts: Collection[str], overrides: Mapping[str, Any]
+    values: Mapping[str, Any],
+    accepts: Collection[str],
+    overrides: Mapping[str, Any],
+    asynchronous: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for FixGuard: ``values``, a store from ``redis_url``, ``overrides`` on top.
 
@@ -699,7 +708,7 @@ def guard_options(
             'python -c "import secrets; print(secrets.token_urlsafe(48))"'
         )
     if "store" not in kwargs:
-        store = make_store(values)
+        store = make_store(values, asynchronous)
         if store is not None:
             kwargs["store"] = store
     return kwargs
@@ -717,11 +726,11 @@ def build_guard(
     is passed through exactly when this version of FixGuard has it.
     """
     accepts = set(inspect.signature(factory).parameters) - {"app"}
-    kwargs = guard_options(values, accepts, overrides)
+    kwargs = guard_options(values, accepts, overrides, getattr(factory, "asynchronous", False))
     try:
         return factory(app, **kwargs)
     except BaseException:
-        store = kwargs.get("store")
-        if "store" not in overrides and store is not None and hasattr(store, "close"):
-            store.close()  # a RedisStore made here must not leak its connection pool
+        close = getattr(kwargs.get("store"), "close", None) if "store" not in overrides else None
+        if close is not None and not inspect.iscoroutinefunction(close):
+            close()  # a RedisStore made here must not leak its connection pool
         raise

@@ -310,6 +310,9 @@ def run_demo(out: TextIO = sys.stdout) -> int:
                     say(f"  => ERROR: {type(exc).__name__}: {exc}")
                     outcome = "error"
                 results.append((example.name, mode, outcome))
+        from .demo_asgi import play
+
+        results.extend(play(say) or ())  # the same attack on a Starlette app, through FixGuardMiddleware
     finally:
         logging.getLogger("fixguard").removeHandler(quiet)
         for module in modules.values():

@@ -255,6 +255,7 @@ def signal(environ: MutableMapping[str, Any], name: str, subject: str | None = N
     The signal takes effect when the response starts. It cannot freeze the old
     session before the app runs: mark login endpoints with rules as well.
     ``subject`` (optional) names who logged in, for per-user session lists.
+    ``environ`` is the WSGI environ, or the ASGI scope the app was given.
     Raises if the request did not pass through FixGuard, because an app that
     believes it is protected when it is not must find out at once.
     """
@@ -263,7 +264,8 @@ def signal(environ: MutableMapping[str, Any], name: str, subject: str | None = N
     if ENVIRON_CONTEXT not in environ:
         raise RuntimeError(
             "fixguard.signal() was called for a request that FixGuard did not handle: "
-            "wrap the WSGI app with FixGuard (app.wsgi_app = FixGuard(app.wsgi_app, ...))"
+            "wrap the WSGI app with FixGuard (app.wsgi_app = FixGuard(app.wsgi_app, ...)), or the ASGI "
+            "app with fixguard.asgi.FixGuardMiddleware, and pass the request's environ or scope"
         )
     environ.setdefault(ENVIRON_SIGNALS, []).append(name)
     if subject is not None:

@@ -8,7 +8,7 @@ virtual environment and runs the suite there, so every floor in ``setup.cfg``
 Which requirements: ``install_requires`` and every extra that users install
 (``redis``, ``flask``, ``django``, ``prometheus``, ``examples``, and
 any extra added later), each pinned to exactly its ``>=`` floor. The tool
-extras (``test``, ``dev``, ``bench``) are not pinned: they are how the suite
+extras (``test``, ``dev``, ``bench``, ``asgi``) are not pinned: they are how the suite
 runs, not what fixguard promises. A user-facing requirement without a floor
 is an error, because then nothing says which version was tested.
 
@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 #: Extras that hold the suite's own tools: their floors are not fixguard's promise.
-TOOL_EXTRAS = frozenset({"test", "dev", "bench"})
+TOOL_EXTRAS = frozenset({"test", "dev", "bench", "asgi"})  # asgi: servers and clients the tests use
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;]*)(;.*)?$")
 _FLOOR = re.compile(r"^>=\s*([0-9][0-9A-Za-z.+!-]*)$")
 

@@ -192,3 +192,14 @@ def tiny_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 def wsgi_app() -> Any:
     """The tiny WSGI app above, for tests that wrap it in FixGuard."""
     return tiny_app
+
+
+@pytest.fixture(params=["memory", "redis"])
+def async_store_spec(request: pytest.FixtureRequest) -> tuple[str, str, str]:
+    """What an ASGI test makes its store from, inside its own event loop (see tests.asgi_support):
+    a MemoryStore, or an AsyncRedisStore on the tests' own server under a fresh prefix."""
+    if request.param == "memory":
+        return ("memory", "", "")
+    server: RedisServer = request.getfixturevalue("redis_server")
+    server.start()
+    return ("redis", server.url, request.getfixturevalue("redis_prefix"))

@@ -357,8 +357,8 @@ def test_demo_exploits_bare_and_blocks_protected() -> None:
     out = io.StringIO()
     assert run_demo(out) == 0, out.getvalue()
     text = out.getvalue()
-    assert text.count("EXPLOITED") == 3
-    assert text.count("BLOCKED") == 3
+    assert text.count("EXPLOITED") == 4  # the three WSGI shapes and the ASGI example
+    assert text.count("BLOCKED") == 4
     # Cookie values are cut short: no long opaque token is ever printed whole.
     assert not re.search(r"[A-Za-z0-9_\-]{20,}", text), text
 
@@ -373,6 +373,8 @@ def test_cli_demo_plays_all_three_shapes_and_exits_0() -> None:
     for name in ("signed_cookie_app", "basic_auth_app", "bearer_app"):
         assert re.search(rf"{name} +bare +exploited +as expected", summary), summary
         assert re.search(rf"{name} +protected by FixGuard +blocked +as expected", summary), summary
+    assert re.search(r"asgi_app +bare +exploited +as expected", summary), summary
+    assert re.search(r"asgi_app +protected +blocked +as expected", summary), summary
     bearer = done.stdout.split("== examples/bearer_app.py")[1].split("Summary:")[0]
     bare, protected = bearer.split("-- protected by FixGuard")
     # Bare, the app keeps the token the attacker made up; protected, it is burned at login.

@@ -169,7 +169,7 @@ def test_the_reporter_sees_the_apps_own_frames() -> None:
     [signed] = server.call("/")
     texts = server.fail("/boom", headers={"Cookie": f"fixguard={signed}"})
     assert any(APP_SESSION in t for t in texts)
-    assert any("fixguard.middleware._Exchange object" in t for t in texts)  # it reaches fixguard's objects
+    assert any("fixguard.wsgi._Exchange object" in t for t in texts)  # it reaches fixguard's objects
     streamed = server.fail("/stream", headers={"Cookie": f"fixguard={signed}"})
     assert any(APP_SESSION in t for t in streamed)
 

@@ -16,7 +16,8 @@ import pytest
 from webtest import TestApp
 
 from fixguard import Event, FixGuard, Store
-from fixguard.middleware import _Exchange
+from fixguard.core.exchange import Exchange
+from fixguard.core.ops import Steps
 
 from .apps import VulnerableApp, fg_cookie, guard
 
@@ -60,7 +61,7 @@ def test_no_replay_sees_the_victim_while_a_slow_login_runs(
     if not protected:
         # Control: without the freeze and the late re-check, the same attack must work,
         # or this test would prove nothing.
-        monkeypatch.setattr(_Exchange, "raced", lambda self: False)
+        monkeypatch.setattr(Exchange, "raced", never_raced)
         monkeypatch.setattr(g.store, "freeze", lambda key, token: g.store.get(key))
     victim = TestApp(g)
     planted = fg_cookie(victim.get("/"))
@@ -183,3 +184,9 @@ def test_parallel_requests_at_renewal_all_succeed_and_agree(store: Store) -> Non
     assert len(told) == 1 and None not in told and old not in told
     [newest] = told
     assert TestApp(g).get("/profile", headers={"Cookie": f"fixguard={newest}"}).text == "user=alice"
+
+
+def never_raced(self: Exchange) -> Steps[bool]:
+    """The late re-check switched off: a step that asks the store nothing and says "no race"."""
+    yield from ()
+    return False
