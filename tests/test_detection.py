@@ -395,3 +395,37 @@ def test_an_api_client_changing_its_password_under_its_token_keeps_a_working_tok
     assert change.status_int == 200 and change.text == "Bearer app-token"
     assert len(rotations(events)) == 1  # the login only
     assert TestApp(guarded).get("/me", headers=bearer).text == "Bearer app-token"
+
+
+def test_a_planted_fixguard_token_never_logs_its_planter_in_with_detection_alone() -> None:
+    """The attacker logs in as himself, plants his fixguard token; the victim logs in under it.
+
+    The login carries credentials under a fixguard token: frozen, and since its
+    answer hands out a token, a login (not a password change): the planted
+    token's session is retired and the victim gets a token of her own.
+    """
+    from examples import bearer_app
+
+    bearer_app.reset()
+    events: list[Event] = []
+    app = bearer_app.create_app()
+    guarded = FixGuard(
+        app.wsgi_app,
+        secret_key=SECRET,
+        secure=False,
+        login=(),
+        token_fields=("access_token",),
+        app_cookies=(app.config["SESSION_COOKIE_NAME"],),
+        on_event=events.append,
+    )
+    bob, alice = {"username": "bob", "password": "hunter2"}, {"username": "alice", "password": "secret"}
+    mine = TestApp(guarded).post_json("/login", bob).json["access_token"]
+    planted = {"Authorization": f"Bearer {mine}"}
+    assert TestApp(guarded).get("/me", headers=planted).json["user"] == "bob"
+    victim = TestApp(guarded).post_json("/login", alice, headers=planted)
+    hers = victim.json["access_token"]
+    assert hers != mine and hers.startswith("fgt_")
+    assert TestApp(guarded).get("/me", headers={"Authorization": f"Bearer {hers}"}).json["user"] == "alice"
+    replay = TestApp(guarded).get("/me", headers=planted, expect_errors=True)
+    assert replay.status_int == 401 and "alice" not in replay.text
+    assert [e.detail["via"] for e in rotations(events)] == ["credentials", "credentials"]

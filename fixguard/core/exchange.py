@@ -27,7 +27,7 @@ from ..tokens import dump_json, extract, load_json
 from ..tokens import replace as replace_tokens
 from .ops import Sleep, Steps
 from .request import RequestPhase
-from .response import ResponsePhase
+from .response import ResponsePhase, without_detected_login
 from .state import Headers
 
 
@@ -70,6 +70,10 @@ class Exchange(RequestPhase, ResponsePhase):
             except ValueError:
                 self.emit("token_body_skipped", reason="not JSON")
         out = pending.out
+        if self.token_login and self.via == "credentials" and not (app_tokens and any(app_tokens)):
+            # credentials under a fixguard token, and no token in the answer: a password change
+            # (the client keeps its token), not a login presenting a planted one
+            pending.signals = without_detected_login(pending.signals)
         try:
             # an unreadable body still rotates: the app has logged someone in either way
             out = yield from self.commit(

@@ -116,9 +116,8 @@ class RequestPhase(ExchangeState):
                 self.emit("bad_cookie", reason="oversized")
         if g.token_paths and authorization is not None and self.bearer_in(authorization):
             out.authorization = ""
-        if self.logins and g.settings.detect_logins and not self.rules and not self.via_token:
-            # a matching rule decides alone; a fixguard token's holder is logged in
-            yield from self.detect(authorization)
+        if self.logins and g.settings.detect_logins and not self.rules:
+            yield from self.detect(authorization)  # a matching rule decides alone
         try:
             if self.vid is not None:
                 yield from self.load()
@@ -155,7 +154,7 @@ class RequestPhase(ExchangeState):
         authenticated as that user: decided once the record is read.
         """
         g, s = self.g, self.g.settings
-        if authorization:
+        if authorization and not self.via_token:
             user = authorization_user(authorization)
             if user is not None:
                 self.basic_user = g.ids.key_for("basic-user:" + user)[:24]
@@ -173,6 +172,9 @@ class RequestPhase(ExchangeState):
         if carries_credentials(names, s.credential_fields):
             self.detected = "body"
             self.rotating = True
+            # Under a fixguard token this may be a password change (keep the token) or a login
+            # presenting a planted token (rotate): frozen either way, decided by the answer.
+            self.token_login = self.via_token
 
     def basic_login(self) -> Steps[None]:
         """Basic/Digest credentials: a login unless the session is already that user's."""

@@ -160,7 +160,10 @@ class ResponsePhase(Writes):
             if is_json(content_type) and self.method != "HEAD" and code not in (204, 304):
                 self.pending = Pending(out, updates, signals, subject)
                 return None
-            self.emit("token_body_skipped", reason="not JSON")
+            if self.token_login and self.via == "credentials":
+                signals = without_detected_login(signals)  # no tokens in the answer: not a login
+            else:
+                self.emit("token_body_skipped", reason="not JSON")
         return (yield from self.commit(out, updates, signals, subject))
 
     def detected_success(self, code: int, location: str | None) -> bool:
@@ -242,3 +245,13 @@ class ResponsePhase(Writes):
                 return False
         self.emit("race_blocked")
         return True
+
+
+def without_detected_login(signals: list[str]) -> list[str]:
+    """``signals`` less the ``login`` credential detection added (the last one: it goes in last)."""
+    out = list(signals)
+    for i in range(len(out) - 1, -1, -1):
+        if out[i] == "login":
+            del out[i]
+            break
+    return out

@@ -146,6 +146,9 @@ class ExchangeState:
     detected = ""  # credentials seen in the request: "body", or "basic" (a login if another user)
     basic_user = ""  # keyed hash of the Basic/Digest username
     via = ""  # what raised the rotating signal: rule, credentials, call or header
+    # credentials under a fixguard token: a login only if the answer hands out tokens (else a
+    # password change of a logged-in API client, whose token must keep working)
+    token_login = False
     logins = True  # False for a WebSocket handshake: nothing it carries can be a login
 
     def __init__(self, guard: Guard, request: Request) -> None:
