@@ -145,6 +145,7 @@ def _add_sessions(commands: Any) -> None:
 def _run_sessions(args: argparse.Namespace) -> int:
     from .config import ConfigError, make_store, read_deployment
     from .core.state import MAX_SUBJECT  # the middleware indexes subjects cut to this length
+    from .redis_settings import describe, wants_redis
     from .stores.base import StoreError
 
     out, err = sys.stdout, sys.stderr
@@ -153,18 +154,19 @@ def _run_sessions(args: argparse.Namespace) -> int:
         return _cannot_run(err, "SUBJECT is empty: give the user name the app sends as Fixguard-Subject")
     try:
         values = read_deployment(path=args.config)
-        if "redis_url" not in values:
+        if not wants_redis(values):
             return _cannot_run(
                 err,
                 "no shared store is configured: set FIXGUARD_REDIS_URL (or redis_url in the [fixguard] "
-                "table of the --config / $FIXGUARD_CONFIG file) to the Redis the app uses. Without it "
+                "table of the --config / $FIXGUARD_CONFIG file; or FIXGUARD_REDIS_SENTINELS and "
+                "FIXGUARD_REDIS_SENTINEL_MASTER) to the Redis the app uses. Without it "
                 "the app keeps sessions in its own process memory, which no other process can reach.",
             )
         store = make_store(values)
     except ConfigError as exc:
         return _cannot_run(err, str(exc))
-    assert store is not None  # redis_url is set
-    where = f"Redis, key prefix {values.get('redis_prefix', 'fixguard:')!r}"
+    assert store is not None  # redis_url or redis_sentinels is set
+    where = describe(values)
     try:
         found = store.sessions(subject)
         revoked = store.revoke(subject) if args.action == "revoke" else None

@@ -503,6 +503,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("cookie_max_age", OPTIONAL_SECONDS),
     Option("redis_url", TEXT, secret=True, store=True),  # may carry a password
     Option("redis_prefix", TEXT, store=True),
+    Option("redis_cluster", BOOL, store=True),
+    Option("redis_sentinels", LIST, store=True),
+    Option("redis_sentinel_master", TEXT, store=True),
+    Option("redis_min_replicas", INTEGER, store=True),
+    Option("redis_wait_timeout", SECONDS, store=True),
 )
 _BY_NAME = {option.name: option for option in OPTIONS}
 _RULE_OPTIONS = frozenset(("login", "logout", "elevate", "token_passthrough"))
@@ -648,36 +653,15 @@ def read_deployment(
 
 
 def make_store(values: Mapping[str, Any], asynchronous: bool = False) -> Any:
-    """A :class:`RedisStore` for ``redis_url`` (with ``redis_prefix``), or None: FixGuard's MemoryStore.
+    """The Redis store the ``redis_*`` settings describe, or None: FixGuard's MemoryStore.
 
-    ``asynchronous``: an :class:`~fixguard.stores.AsyncRedisStore` instead (the ASGI middleware's).
+    ``asynchronous``: an :class:`~fixguard.stores.AsyncRedisStore` instead (the ASGI
+    middleware's). See :mod:`fixguard.redis_settings` (one server, Cluster or Sentinel,
+    and durability).
     """
-    url = values.get("redis_url")
-    if url is None:
-        if "redis_prefix" in values:
-            raise ConfigError(
-                "redis_prefix (FIXGUARD_REDIS_PREFIX) is set but redis_url (FIXGUARD_REDIS_URL) is not: "
-                "set redis_url for a RedisStore, or remove redis_prefix"
-            )
-        return None
-    try:
-        from .stores.redis import RedisStore
+    from .redis_settings import make_store as make_redis_store
 
-        factory: Any = RedisStore
-        if asynchronous:
-            from .stores.redis_async import AsyncRedisStore
-
-            factory = AsyncRedisStore
-    except ImportError:
-        raise ConfigError("redis_url needs redis-py: pip install 'fixguard[redis]'") from None
-    try:
-        return factory.from_url(url, prefix=values.get("redis_prefix", DEFAULT_REDIS_PREFIX))
-    except ValueError as exc:  # redis-py's URL parser; its message never needs the URL itself
-        reason = str(exc).replace(url, "<redis_url>")
-        raise ConfigError(
-            f"redis_url (FIXGUARD_REDIS_URL) is not a URL redis-py accepts ({reason}): use "
-            "redis://[:password@]host:port/db, rediss://… for TLS, or unix:///path/to/socket?db=0"
-        ) from None
+    return make_redis_store(values, asynchronous)
 
 
 def guard_options(
@@ -697,8 +681,11 @@ def guard_options(
             f"{', '.join(unknown)}: this version of fixguard has no such setting: remove it, "
             "or upgrade fixguard"
         )
-    if "redis_url" in values and "store" in overrides:
-        raise ConfigError("store= was passed and redis_url (FIXGUARD_REDIS_URL) is configured too: keep one")
+    if ("redis_url" in values or "redis_sentinels" in values) and "store" in overrides:
+        raise ConfigError(
+            "store= was passed and redis_url (FIXGUARD_REDIS_URL) or redis_sentinels is configured "
+            "too: keep one"
+        )
     kwargs = {n: v for n, v in values.items() if not (n in _BY_NAME and _BY_NAME[n].store)}
     kwargs.update(overrides)
     if "secret_key" in accepts and kwargs.get("secret_key") is None:

@@ -34,6 +34,7 @@ from typing import Any
 
 from .config import ConfigError, build_guard, read_deployment
 from .middleware import FixGuard
+from .redis_settings import describe, wants_redis
 from .stores.base import StoreError
 
 __all__ = ["StartupRefused", "nworkers_changed", "on_starting", "post_worker_init", "shared_store_problem"]
@@ -45,21 +46,22 @@ class StartupRefused(RuntimeError):
 
 def shared_store_problem(workers: int, values: Mapping[str, Any]) -> str | None:
     """Why ``workers`` processes cannot share sessions under ``values``, or None if they can."""
-    if workers <= 1 or "redis_url" in values:
+    if workers <= 1 or wants_redis(values):
         return None
     return (
         f"fixguard: refusing to run {workers} workers without Redis: each worker would keep its "
         "sessions in its own memory (MemoryStore), so a session created by one worker would be "
         "unknown to the others and users would be logged out at random. Set FIXGUARD_REDIS_URL "
-        "(or redis_url in the FIXGUARD_CONFIG file) to a Redis that every worker reaches, or run "
+        "(or redis_url in the FIXGUARD_CONFIG file; or Sentinels: FIXGUARD_REDIS_SENTINELS) to a Redis "
+        "that every worker reaches, or run "
         "one worker (-w 1, with --threads for concurrency)."
     )
 
 
 def describe_store(values: Mapping[str, Any]) -> str:
     """The store in words for the log; never the Redis URL (it may hold a password)."""
-    if "redis_url" in values:
-        return f"RedisStore, key prefix {values.get('redis_prefix', 'fixguard:')!r}"
+    if wants_redis(values):
+        return describe(values, "RedisStore")
     return "MemoryStore (this process only)"
 
 
@@ -91,7 +93,7 @@ def on_starting(server: Any) -> None:
         if close is not None:
             with contextlib.suppress(Exception):
                 close()  # the master serves nothing; workers open their own connections
-    if "redis_url" not in values and server.cfg.max_requests:
+    if not wants_redis(values) and server.cfg.max_requests:
         server.log.warning(
             "fixguard: max_requests restarts the worker, and a MemoryStore forgets every session "
             "when it does; set FIXGUARD_REDIS_URL to keep sessions across restarts"

@@ -80,6 +80,12 @@ class Guard:
         default) for every refusal: 401, 409, 503. See :mod:`fixguard.responses`.
     :param cookie_max_age: seconds fixguard's cookie persists in the browser (never beyond the
         session's absolute timeout); None, the default, is a browser-session cookie.
+    :param redis_cluster: ``redis_url`` names a node of a Redis Cluster.
+    :param redis_sentinels: Sentinels as ``"host:port"``, watching ``redis_sentinel_master``.
+    :param redis_sentinel_master: the master's name under Sentinel.
+    :param redis_min_replicas: replicas that must acknowledge each write that kills an ID
+        (default: 1 if the topology has replicas, else 0).
+    :param redis_wait_timeout: seconds that acknowledgement may take (0.1); later is a 503.
     """
 
     def __init__(
@@ -118,6 +124,11 @@ class Guard:
         reject_redirect: str | None = None,
         on_reject: Callable[[Rejection], HookAnswer] | None = None,
         cookie_max_age: float | None = None,
+        redis_cluster: bool | None = None,
+        redis_sentinels: Iterable[str] | str | None = None,
+        redis_sentinel_master: str | None = None,
+        redis_min_replicas: int | None = None,
+        redis_wait_timeout: float | None = None,
     ) -> None:
         self.check_app(app)
         self.app: Any = app
@@ -152,8 +163,17 @@ class Guard:
             on_reject=on_reject,
             cookie_max_age=cookie_max_age,
         )
-        if redis_url is not None or redis_prefix is not None:
-            store = self.store_from_url(store, redis_url, redis_prefix)
+        redis = {
+            "redis_url": redis_url,
+            "redis_prefix": redis_prefix,
+            "redis_cluster": redis_cluster,
+            "redis_sentinels": redis_sentinels,
+            "redis_sentinel_master": redis_sentinel_master,
+            "redis_min_replicas": redis_min_replicas,
+            "redis_wait_timeout": redis_wait_timeout,
+        }
+        if any(value is not None for value in redis.values()):
+            store = self.store_from_settings(store, {n: v for n, v in redis.items() if v is not None})
         self.store: Any = self.checked_store(store)
         self.ids = IDAuthority(s.secret_key, s.fallback_keys)
         self.cookie_filter = RequestCookieFilter(
@@ -178,13 +198,14 @@ class Guard:
     def check_app(self, app: Any) -> None:
         """Refuse an app this shell cannot wrap (already wrapped, say): a clear start-up error."""
 
-    def store_from_url(self, store: Any, url: str | None, prefix: str | None) -> Any:
-        """``redis_url`` (and ``redis_prefix``) as Python keywords: the Redis store they name."""
+    def store_from_settings(self, store: Any, values: dict[str, Any]) -> Any:
+        """The ``redis_*`` Python keywords: the Redis store they name (see :mod:`fixguard.redis_settings`)."""
         from ..config import make_store
 
         if store is not None:
-            raise ConfigError("store= and redis_url= were both given: keep one")
-        return make_store(url_values(url, prefix), self.asynchronous)
+            name = "redis_url" if "redis_url" in values else next(iter(values))
+            raise ConfigError(f"store= and {name}= were both given: keep one")
+        return make_store(values, self.asynchronous)
 
     def checked_store(self, store: Any) -> Any:
         """The store to use: ``store``, or a MemoryStore; anything else fails at start-up."""
@@ -237,14 +258,3 @@ class Guard:
         if created is None:
             return s.absolute_timeout
         return max(0.001, created + s.absolute_timeout - now)
-
-
-def url_values(url: str | None, prefix: str | None) -> dict[str, str]:
-    """``redis_url`` and ``redis_prefix`` checked: non-empty strings, as config values."""
-    values: dict[str, str] = {}
-    for name, value in (("redis_url", url), ("redis_prefix", prefix)):
-        if value is not None:
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"{name} must be a non-empty string, got {value!r}")
-            values[name] = value
-    return values

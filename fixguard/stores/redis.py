@@ -6,6 +6,14 @@ unchanged on a standalone server, behind Sentinel, and on Redis Cluster (no
 multi-key command, no hash tags). The compare-and-set scripts only read the
 value's guard (the part before the first ``|``), never its JSON.
 
+Durability: every write that makes an ID dead or inert (:meth:`RedisStore.freeze`,
+:meth:`RedisStore.retire`, a forced :meth:`RedisStore.handover`) is followed by
+``WAIT`` on the same connection, in the same pipeline, and must be acknowledged by
+``min_replicas`` replicas within ``wait_timeout`` seconds, else StoreError
+(:func:`append_wait`, :func:`check_acks`). On Redis Cluster that pipeline goes
+to the node owning the key (:meth:`RedisStore._node_pipeline`): WAIT has no key,
+and a cluster pipeline would route it elsewhere.
+
 Fail closed: anything redis-py raises becomes :class:`StoreError` (the
 middleware answers 503). A value fixguard could not have written — not UTF-8,
 or a key of another Redis type — comes back as a string that
@@ -16,6 +24,7 @@ redis-py is optional: ``pip install 'fixguard[redis]'``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from typing import Any
@@ -31,79 +40,14 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ..record import LIVE, ROTATING, VERSION
 from .base import Handover, Outcome, StoreError, SubjectIndex, subject_index
+from .redis_scripts import _FREEZE, _INDEX_ADD, _REPLACE, _SWAP, UNREADABLE
+from .replication import append_wait, check_acks, moved, redirect_or_down, replicas_behind
 
-__all__ = ["RedisStore"]
+__all__ = ["UNREADABLE", "RedisStore", "append_wait", "check_acks", "replicas_behind"]
+# shared with AsyncRedisStore (stores/redis_async.py), which imports them from here
+__all__ += ["_FREEZE", "_INDEX_ADD", "_REPLACE", "_SWAP", "_describe", "_ms", "_text"]
 
 Client = redis.Redis | RedisCluster
-
-#: What a non-UTF-8 or wrong-type value reads as: no version, so decode() rejects it.
-UNREADABLE = "\ufffd|unreadable value"
-
-# Shared by both scripts: the guard is what precedes the first "|", if that bar
-# is at position 1..40 (0-based) — exactly fixguard.record.guard_of.
-_GUARD = """
-local v = redis.call('GET', KEYS[1])
-if not v then return false end
-local bar = string.find(v, '|', 1, true)
-if not bar or bar < 2 or bar > 41 then bar = 1 end
-"""
-
-# KEYS[1] key; ARGV: token, live prefix ("1L"), rotating prefix ("1R").
-# Live -> rotating under a new token, rest of the value and TTL kept. Returns the old value.
-_FREEZE = (
-    _GUARD
-    + """
-if bar > 1 and string.sub(v, 1, 2) == ARGV[2] then
-  redis.call('SET', KEYS[1], ARGV[3] .. ARGV[1] .. string.sub(v, bar), 'KEEPTTL')
-end
-return v
-"""
-)
-
-# KEYS[1] key; ARGV: expected guard, new value, TTL in ms ("" keeps the TTL).
-# Overwrites only an existing key whose guard matches; returns 1 if written.
-_REPLACE = (
-    _GUARD
-    + """
-if string.sub(v, 1, bar - 1) ~= ARGV[1] then return 0 end
-if ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-"""
-)
-
-# KEYS[1] key; ARGV: expected guard, new value, TTL in ms ("" keeps the TTL).
-# The handover's swap: like _REPLACE, but says why it refused: 1 if written (or
-# already holding the new value: a replayed pipeline), else the current guard,
-# false if the key is gone.
-_SWAP = (
-    _GUARD
-    + """
-if v == ARGV[2] then return 1 end
-local current = string.sub(v, 1, bar - 1)
-if current ~= ARGV[1] then return current end
-if ARGV[3] == '' then
-  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-end
-return 1
-"""
-)
-
-# KEYS[1] a subject's index set; ARGV: member, TTL in ms, member to drop ("" none).
-# Adds the member and makes the set live at least that long (never shortens it).
-_INDEX_ADD = """
-redis.call('SADD', KEYS[1], ARGV[1])
-if ARGV[3] and ARGV[3] ~= '' then redis.call('SREM', KEYS[1], ARGV[3]) end
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 1
-"""
 
 # from_url defaults: a store that does not answer within about a second is down
 # (503), and one retry on a fresh connection rides over a connection dropped
@@ -111,6 +55,8 @@ return 1
 # a slow server would only get slower, and the request would wait twice as long.
 DEFAULT_TIMEOUT = 1.0
 DEFAULT_HEALTH_CHECK_INTERVAL = 30
+#: Seconds a write that kills an ID waits for its replicas' acknowledgement.
+DEFAULT_WAIT_TIMEOUT = 0.1
 
 
 def default_retry() -> Retry:
@@ -128,11 +74,26 @@ class RedisStore(SubjectIndex):
     :param client: a ``redis.Redis`` (also a Sentinel ``master_for`` client) or a
         ``redis.cluster.RedisCluster``; responses may be bytes or decoded str.
     :param prefix: put in front of every key, so fixguard shares a database safely.
+    :param min_replicas: replicas that must acknowledge (``WAIT``) each write that
+        makes an ID dead or inert; None: 1 if the topology has replicas, else 0.
+    :param wait_timeout: seconds ``WAIT`` may take; no acknowledgement in time is a StoreError.
     """
 
-    def __init__(self, client: Client, prefix: str = "fixguard:") -> None:
+    def __init__(
+        self,
+        client: Client,
+        prefix: str = "fixguard:",
+        *,
+        min_replicas: int | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> None:
         self.client = client
         self.prefix = prefix
+        #: Replicas that must acknowledge a write that kills an ID; None: decided by
+        #: :func:`replicas_behind` the first time it is needed (then kept).
+        self.min_replicas = min_replicas
+        self.wait_timeout = wait_timeout
+        self._cluster = isinstance(client, RedisCluster)
         # The read every request makes goes straight to a pooled connection when
         # the client is a plain redis.Redis: redis-py's command layer (callbacks,
         # observability hooks) costs more than the round trip's own Python work.
@@ -143,11 +104,19 @@ class RedisStore(SubjectIndex):
 
     @classmethod
     def from_url(
-        cls, url: str, prefix: str = "fixguard:", *, cluster: bool = False, **kwargs: Any
+        cls,
+        url: str,
+        prefix: str = "fixguard:",
+        *,
+        cluster: bool = False,
+        min_replicas: int | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        **kwargs: Any,
     ) -> RedisStore:
         """A store on a new client for ``redis://``, ``rediss://`` or ``unix://`` URLs.
 
         ``cluster=True`` makes a ``RedisCluster`` from a seed node's URL.
+        ``min_replicas`` and ``wait_timeout``: see the class.
         ``kwargs`` go to redis-py and override the defaults here: 1 s connect
         and socket timeouts, one retry on connection errors, a PING before a
         command on a connection idle for 30 s.
@@ -160,7 +129,7 @@ class RedisStore(SubjectIndex):
         }
         options.update(kwargs)
         factory = RedisCluster.from_url if cluster else redis.Redis.from_url
-        return cls(factory(url, **options), prefix)
+        return cls(factory(url, **options), prefix, min_replicas=min_replicas, wait_timeout=wait_timeout)
 
     # -- the protocol ------------------------------------------------------------------
 
@@ -197,14 +166,27 @@ class RedisStore(SubjectIndex):
         return bool(self._run("replace", k, lambda: self._replace(keys=[k], args=[guard, value, ms])))
 
     def freeze(self, key: str, token: str) -> str | None:
-        """Live to rotating under ``token``, TTL kept (one script call); the value before."""
+        """Live to rotating under ``token``, TTL kept (one script call); the value before.
+
+        With replicas to wait for, ``EVAL`` and ``WAIT`` go in one pipeline: the
+        app must not run a login on a freeze that a failover could undo.
+        """
         k, args = self.prefix + key, [token, VERSION + LIVE, VERSION + ROTATING]
-        return _text(self._run("freeze", k, lambda: self._freeze(keys=[k], args=args), foreign=UNREADABLE))
+        if self.replicas() == 0:
+            value = self._run("freeze", k, lambda: self._freeze(keys=[k], args=args), foreign=UNREADABLE)
+            return _text(value)
+        reply = self._durable("freeze", k, lambda pipe: pipe.eval(_FREEZE, 1, k, *args))
+        if isinstance(reply, ResponseError):  # WRONGTYPE: someone else's data under our key
+            return UNREADABLE
+        return _text(reply)
 
     def retire(self, key: str, value: str, ttl: float) -> None:
-        """``SET PX``, unconditionally: the tombstone wins over whatever was there."""
+        """``SET PX``, unconditionally: the tombstone wins over whatever was there (then ``WAIT``)."""
         k = self.prefix + key
-        self._run("SET", k, lambda: self.client.set(k, value, px=_ms(ttl)))
+        if self.replicas() == 0:
+            self._run("SET", k, lambda: self.client.set(k, value, px=_ms(ttl)))
+        else:
+            self._durable("SET", k, lambda pipe: pipe.set(k, value, px=_ms(ttl)))
 
     def delete(self, key: str) -> None:
         """``DEL``."""
@@ -219,26 +201,38 @@ class RedisStore(SubjectIndex):
         them compiled): a pipeline of ``EVALSHA`` would cost redis-py an extra
         ``SCRIPT EXISTS`` round trip on every call. The order of the commands is the
         order of :meth:`Store.handover`; a command refused for the wrong type
-        reads as "gone".
+        reads as "gone". A forced overwrite (the rotation's tombstone) is
+        followed by ``WAIT`` in the same pipeline; on Cluster it goes, with its
+        ``WAIT``, to the node owning the old key, after the rest.
         """
         p = self.prefix
+        durable = bool(move.old_key and move.force) and self.replicas() > 0
+        split = durable and self._cluster  # the tombstone and its WAIT go to their own node
         pipe = self.client.pipeline(transaction=False)
         if move.subject:
             index = p + subject_index(move.subject)
             pipe.eval(_INDEX_ADD, 1, index, move.new_key, _ms(move.subject_ttl), move.unlink)
         pipe.set(p + move.new_key, move.new_value, px=_ms(move.new_ttl), nx=True)
-        if move.old_key and move.force:
+        if move.old_key and move.force and not split:
             pipe.set(p + move.old_key, move.old_value, px=_ms(move.old_ttl or 0.001), get=True)
-        elif move.old_key:
+        elif move.old_key and not move.force:
             ms = "" if move.old_ttl is None else str(_ms(move.old_ttl))
             pipe.eval(_SWAP, 1, p + move.old_key, move.old_guard, move.old_value, ms)
         if move.chain_key:
             pipe.set(p + move.chain_key, move.chain_value, xx=True, keepttl=True)
-        replies = self._run("handover", p + move.new_key, lambda: pipe.execute(raise_on_error=False))
+        if durable and not split:
+            append_wait(pipe, self.replicas(), self.wait_timeout)
+        replies = list(self._run("handover", p + move.new_key, lambda: pipe.execute(raise_on_error=False)))
+        if durable and not split:
+            check_acks(replies.pop(), self.replicas(), self.wait_timeout, "handover")
         for reply in replies:
             if isinstance(reply, ResponseError) and not str(reply).startswith("WRONGTYPE"):
                 raise StoreError(f"Redis handover failed: {_describe(reply, p + move.new_key)}")
         at = 1 if move.subject else 0
+        if split:
+            k, ttl = p + move.old_key, _ms(move.old_ttl or 0.001)
+            tomb = self._durable("handover", k, lambda node: node.set(k, move.old_value, px=ttl, get=True))
+            replies.insert(at + 1, tomb)
         created = replies[at] is True or _text(replies[at]) == "OK"
         if not move.old_key:
             return Outcome(created, True)
@@ -253,6 +247,59 @@ class RedisStore(SubjectIndex):
         if old_reply == 1:
             return Outcome(created, True)
         return Outcome(created, False, None if old_reply is None else _text(old_reply))
+
+    # -- durability: WAIT after what kills an ID ---------------------------------------
+
+    def replicas(self) -> int:
+        """How many replicas must acknowledge a write that kills an ID (decided once, then kept)."""
+        if self.min_replicas is None:
+            self.min_replicas = self._run("INFO", "", lambda: replicas_behind(self.client))
+        return self.min_replicas
+
+    def _node_pipeline(self, k: str) -> Any:
+        """A pipeline on the one connection that writes ``k``: WAIT counts that connection's writes.
+
+        On Cluster, a plain pipeline on the node that owns the key's slot (a
+        cluster pipeline would send the keyless WAIT to some other node).
+        """
+        if not self._cluster:
+            return self.client.pipeline(transaction=False)
+        client: Any = self.client
+        node = client.get_node_from_key(k)
+        return client.get_redis_connection(node).pipeline(transaction=False)
+
+    def _durable(self, op: str, k: str, queue: Callable[[Any], Any]) -> Any:
+        """``queue(pipe)``'s one write on ``k``, then ``WAIT``; the write's reply (errors as values).
+
+        StoreError unless ``min_replicas`` replicas acknowledged it within
+        ``wait_timeout``. On Cluster, a moved slot or a dead node refreshes the
+        slot table and tries once more (on the new owner), then fails closed.
+        """
+        replicas = self.replicas()
+        for attempt in (1, 2):
+            try:
+                pipe = self._node_pipeline(k)
+                queue(pipe)
+                append_wait(pipe, replicas, self.wait_timeout)
+                write, acks = pipe.execute(raise_on_error=False)
+                if isinstance(write, ResponseError) and moved(write):
+                    raise write
+            except (RedisError, RedisClusterException) as exc:
+                if self._cluster and attempt == 1 and redirect_or_down(exc):
+                    self._refresh_slots()
+                    continue
+                raise StoreError(f"Redis {op} failed: {_describe(exc, k)}") from None
+            if isinstance(write, ResponseError) and not str(write).startswith("WRONGTYPE"):
+                raise StoreError(f"Redis {op} failed: {_describe(write, k)}")
+            check_acks(acks, replicas, self.wait_timeout, op)
+            return write
+        raise StoreError(f"Redis {op} failed: the key's node moved twice")  # pragma: no cover
+
+    def _refresh_slots(self) -> None:
+        """Re-read the Cluster's slot table (after a failover or a resharding); quiet if it cannot."""
+        manager: Any = getattr(self.client, "nodes_manager", None)
+        with contextlib.suppress(RedisError, RedisClusterException):
+            manager.initialize()
 
     # -- subject index primitives (see SubjectIndex) -----------------------------------
 

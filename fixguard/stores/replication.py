@@ -1,0 +1,66 @@
+"""Replication acknowledgements: ``WAIT`` after a write that makes an ID dead or inert.
+
+Redis replicates asynchronously: a tombstone written to a master that dies
+before a replica got it is lost, and the ID it killed lives again on the
+promoted replica. ``WAIT n ms`` after the write, on the same connection, tells
+how many replicas have it; fewer than ``n`` within ``ms`` is a StoreError (503).
+These helpers are shared by every Redis store (sync and async): they only
+queue a command on a pipeline and read replies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, ResponseError
+
+from .base import StoreError
+
+__all__ = ["append_wait", "check_acks", "moved", "redirect_or_down", "replicas_behind"]
+
+
+def append_wait(pipe: Any, replicas: int, timeout: float) -> None:
+    """Queue ``WAIT replicas ms`` after the writes already in ``pipe`` (no extra round trip).
+
+    ``WAIT`` counts the replicas that have the last write made on its own
+    connection, so it must follow the write in the same pipeline. At least 1 ms:
+    ``WAIT n 0`` would block for ever.
+    """
+    pipe.execute_command("WAIT", replicas, max(1, round(timeout * 1000)))
+
+
+def check_acks(reply: Any, replicas: int, timeout: float, op: str) -> None:
+    """StoreError unless ``WAIT`` answered with at least ``replicas`` acknowledgements."""
+    if isinstance(reply, Exception):
+        raise StoreError(f"Redis {op}: WAIT failed: {type(reply).__name__}")
+    if isinstance(reply, bool) or not isinstance(reply, int) or reply < replicas:
+        raise StoreError(
+            f"Redis {op}: {reply} of {replicas} replicas acknowledged the write within {timeout:g}s"
+        )
+
+
+def replicas_behind(client: Any) -> int:
+    """1 if every master of the topology has a replica, else 0: the automatic ``min_replicas``.
+
+    A single server or a Sentinel-watched master: ``INFO replication`` (its
+    ``connected_slaves``). Cluster: the slot table the client read at start-up
+    (``CLUSTER SLOTS``), where every slot range lists its master and replicas.
+    """
+    if isinstance(client, RedisCluster):
+        ranges: Any = client.nodes_manager.slots_cache.values()
+        return 1 if ranges and all(len(nodes) > 1 for nodes in ranges) else 0
+    info = client.info("replication")
+    return 1 if int(info.get("connected_slaves", 0)) > 0 else 0
+
+
+def moved(reply: ResponseError) -> bool:
+    return str(reply).startswith(("MOVED", "ASK", "CLUSTERDOWN", "TRYAGAIN", "READONLY"))
+
+
+def redirect_or_down(exc: BaseException) -> bool:
+    """A reason to re-read the slot table: a slot moved, or the node did not answer."""
+    if isinstance(exc, ResponseError):
+        return moved(exc)
+    return isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisClusterException)
