@@ -203,3 +203,35 @@ def async_store_spec(request: pytest.FixtureRequest) -> tuple[str, str, str]:
     server: RedisServer = request.getfixturevalue("redis_server")
     server.start()
     return ("redis", server.url, request.getfixturevalue("redis_prefix"))
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Redis Cluster of 3 masters and 3 replicas on loopback (see tests/topologies.py)."""
+    from .topologies import ClusterGroup
+
+    executable, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if executable is None or cli is None:
+        pytest.fail("the Cluster tests need redis-server and redis-cli: apt-get install redis-server")
+    group = ClusterGroup(executable, cli, tmp_path_factory.mktemp("cluster"))
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One master, two replicas and three Sentinels on loopback (see tests/topologies.py)."""
+    from .topologies import SentinelGroup
+
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("the Sentinel tests need redis-server: apt-get install redis-server")
+    group = SentinelGroup(executable, tmp_path_factory.mktemp("sentinel"))
+    try:
+        group.start()
+        yield group
+    finally:
+        group.stop()

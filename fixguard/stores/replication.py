@@ -44,15 +44,16 @@ def check_acks(reply: Any, replicas: int, timeout: float, op: str) -> None:
 def replicas_behind(client: Any) -> int:
     """1 if every master of the topology has a replica, else 0: the automatic ``min_replicas``.
 
-    A single server or a Sentinel-watched master: ``INFO replication`` (its
-    ``connected_slaves``). Cluster: the slot table the client read at start-up
-    (``CLUSTER SLOTS``), where every slot range lists its master and replicas.
+    Each master is asked (``INFO replication``, its ``connected_slaves``): a
+    single server, the master Sentinel names, or every master of a Cluster
+    (one round trip each, once per process).
     """
-    if isinstance(client, RedisCluster):
-        ranges: Any = client.nodes_manager.slots_cache.values()
-        return 1 if ranges and all(len(nodes) > 1 for nodes in ranges) else 0
-    info = client.info("replication")
-    return 1 if int(info.get("connected_slaves", 0)) > 0 else 0
+    masters = client.get_primaries() if isinstance(client, RedisCluster) else [None]
+    for node in masters:
+        server = client if node is None else client.get_redis_connection(node)
+        if int(server.info("replication").get("connected_slaves", 0)) < 1:
+            return 0
+    return 1 if masters else 0
 
 
 def moved(reply: ResponseError) -> bool:

@@ -1,0 +1,244 @@
+"""Redis's own distributed setups on loopback, started by the tests that need them.
+
+:class:`ClusterGroup` is a Redis Cluster of 3 masters and 3 replicas
+(``cluster-node-timeout`` 1 s), created with ``redis-cli --cluster create``.
+:class:`SentinelGroup` is one master, two replicas and three Sentinels
+(``down-after-milliseconds`` 1000) watching it as ``mymaster``; Sentinels are
+``redis-server --sentinel``, the binary Debian's ``redis-sentinel`` links to.
+Every process listens on a free loopback port, keeps no data on disk, and is
+killed when the group stops. :meth:`kill` is ``kill -9``; :meth:`revive`
+starts a killed node again on its port (it rejoins as a replica).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from .conftest import _free_port
+
+SENTINEL_MASTER = "mymaster"
+# no persistence; replicas sync at once (no diskless delay) and report their offset every second
+COMMON = [
+    "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no",
+    "--repl-diskless-sync-delay", "0", "--repl-ping-replica-period", "1",
+]  # fmt: skip
+
+
+def wait_for(what: str, check: Callable[[], bool], within: float, log: Callable[[], str] = str) -> float:
+    """Poll ``check`` every 20 ms until true; the seconds it took. Fails the test after ``within``."""
+    start = time.monotonic()
+    while True:
+        with contextlib.suppress(redis.RedisError, OSError):
+            if check():
+                return time.monotonic() - start
+        if time.monotonic() - start > within:
+            pytest.fail(f"{what}: not within {within}s\n{log()}")
+        time.sleep(0.02)
+
+
+class Node:
+    """One redis-server (or Sentinel) process on a fixed loopback port."""
+
+    def __init__(self, executable: str, workdir: Path, name: str, extra: list[str]) -> None:
+        self.executable = executable
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.port = _free_port()
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def command(self) -> list[str]:
+        return [self.executable, "--port", str(self.port), "--dir", str(self.dir), *COMMON, *self.extra]
+
+    def start(self) -> None:
+        if self.alive:
+            return
+        with (self.dir / "log").open("ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+
+    def kill(self) -> None:
+        """kill -9, waited for."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            self.proc = None
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        kwargs.setdefault("socket_timeout", 2)
+        kwargs.setdefault("socket_connect_timeout", 1)
+        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, **kwargs)
+
+    def ask(self, *command: Any) -> Any:
+        client = self.client()
+        try:
+            return client.execute_command(*command)
+        finally:
+            client.close()
+
+    def role(self) -> str:
+        return str(self.ask("ROLE")[0])
+
+    def online_replicas(self) -> int:
+        """Replicas this master has and that finished their sync (``state=online``)."""
+        client = self.client()
+        try:
+            info = client.info("replication")
+        finally:
+            client.close()
+        return sum(1 for k, v in info.items() if k.startswith("slave") and dict(v).get("state") == "online")
+
+    def log(self) -> str:
+        path = self.dir / "log"
+        return path.read_text(errors="replace")[-1500:] if path.exists() else ""
+
+
+class Group:
+    """Processes started together and stopped together."""
+
+    nodes: list[Node]
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {node.name} ({node.address})\n{node.log()}" for node in self.nodes)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.kill()
+
+    def node_at(self, port: int) -> Node:
+        return next(node for node in self.nodes if node.port == port)
+
+
+class ClusterGroup(Group):
+    """3 masters + 3 replicas, ``cluster-node-timeout`` 1000 ms."""
+
+    def __init__(self, executable: str, cli: str, workdir: Path) -> None:
+        self.cli = cli
+        self.nodes = []
+        for n in range(6):
+            bus = _free_port()
+            extra = [
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "1000", "--cluster-port", str(bus),
+            ]  # fmt: skip
+            self.nodes.append(Node(executable, workdir, f"cluster{n}", extra))
+
+    @property
+    def url(self) -> str:
+        """A seed node's URL, as ``redis_url`` with ``redis_cluster = true`` takes it."""
+        return f"redis://{self.nodes[0].address}/0"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        for node in self.nodes:
+            wait_for(f"{node.name} answers", lambda node=node: bool(node.ask("PING")), 10, self.logs)
+        create = subprocess.run(
+            [self.cli, "--cluster", "create", *(node.address for node in self.nodes),
+             "--cluster-replicas", "1", "--cluster-yes"],
+            capture_output=True, timeout=60,
+        )  # fmt: skip
+        if create.returncode != 0:
+            output = create.stdout.decode() + create.stderr.decode()
+            pytest.fail(f"redis-cli --cluster create failed:\n{output}")
+        self.wait_healthy(30)
+
+    def healthy(self) -> bool:
+        """Every live node sees the cluster ok, and each of the 3 masters has a live, synced replica."""
+        live = [node for node in self.nodes if node.alive]
+        if any("cluster_state:ok" not in node.ask("CLUSTER", "INFO") for node in live):
+            return False
+        masters = [node for node in live if node.role() == "master"]
+        if len(masters) != 3:
+            return False
+        if not all(master.online_replicas() >= 1 for master in masters):
+            return False
+        # and every node's slot table (what clients read) lists a replica for each range
+        return all(len(entry) >= 4 for node in live for entry in node.ask("CLUSTER", "SLOTS"))
+
+    def wait_healthy(self, within: float) -> float:
+        return wait_for("the cluster is healthy, a replica per master", self.healthy, within, self.logs)
+
+    def master_of(self, key: str) -> Node:
+        """The node that masters ``key``'s slot now (asked of a live node)."""
+        live = next(node for node in self.nodes if node.alive)
+        slot = int(live.ask("CLUSTER", "KEYSLOT", key))
+        for start, end, master, *_ in live.ask("CLUSTER", "SLOTS"):
+            if int(start) <= slot <= int(end):
+                return self.node_at(int(master[1]))
+        raise AssertionError(f"no master for slot {slot}")
+
+
+class SentinelGroup(Group):
+    """One master, two replicas, three Sentinels watching it as ``mymaster``."""
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        self.master = Node(executable, workdir, "master", [])
+        self.replicas = [
+            Node(executable, workdir, f"replica{n}", ["--replicaof", "127.0.0.1", str(self.master.port)])
+            for n in range(2)
+        ]
+        self.sentinels = [Node(executable, workdir, f"sentinel{n}", []) for n in range(3)]
+        for sentinel in self.sentinels:
+            conf = sentinel.dir / "sentinel.conf"
+            conf.write_text(
+                f"port {sentinel.port}\nbind 127.0.0.1\ndir {sentinel.dir}\n"
+                f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
+                f"sentinel failover-timeout {SENTINEL_MASTER} 4000\n"
+                f"sentinel parallel-syncs {SENTINEL_MASTER} 2\n"
+            )
+            sentinel.command = lambda s=sentinel, c=conf: [s.executable, str(c), "--sentinel"]  # type: ignore[method-assign]
+        self.nodes = [self.master, *self.replicas, *self.sentinels]
+
+    @property
+    def addresses(self) -> list[str]:
+        """``redis_sentinels``."""
+        return [sentinel.address for sentinel in self.sentinels]
+
+    def start(self) -> None:
+        """Data nodes first, synced, then the Sentinels: their first INFO then lists both replicas."""
+        for node in (self.master, *self.replicas):
+            node.start()
+        wait_for("the replicas are synced", lambda: self.master.online_replicas() == 2, 20, self.logs)
+        for node in self.sentinels:
+            node.start()
+        self.wait_healthy(30)
+
+    def current_master(self) -> Node:
+        """The data node the Sentinels name as master now."""
+        _, port = self.sentinels[0].ask("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER)
+        return self.node_at(int(port))
+
+    def healthy(self) -> bool:
+        """The Sentinels agree on a live master with at least one synced replica, and know each other."""
+        ask = ("SENTINEL", "GET-MASTER-ADDR-BY-NAME", SENTINEL_MASTER)
+        masters = {tuple(sentinel.ask(*ask)) for sentinel in self.sentinels}
+        if len(masters) != 1:
+            return False
+        master = self.current_master()
+        if not master.alive or master.role() != "master":
+            return False
+        if master.online_replicas() < 1:
+            return False
+        info = self.sentinels[0].ask("SENTINEL", "MASTER", SENTINEL_MASTER)  # parsed to a dict by redis-py
+        return int(info.get("num-other-sentinels", 0)) >= 2 and int(info.get("num-slaves", 0)) >= 1
+
+    def wait_healthy(self, within: float) -> float:
+        return wait_for("the Sentinel group is healthy", self.healthy, within, self.logs)
