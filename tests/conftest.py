@@ -235,3 +235,20 @@ def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield group
     finally:
         group.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A master and one replica on loopback, for WAIT (see tests/topologies.py)."""
+    from .topologies import ReplicatedPair
+
+    executable = shutil.which("redis-server")
+    if executable is None:
+        pytest.fail("the replication tests need redis-server: apt-get install redis-server")
+    group = ReplicatedPair(executable, tmp_path_factory.mktemp("pair"))
+    try:
+        group.start()
+        yield group
+    finally:
+        group.resume() if group.replica.alive else None
+        group.stop()

@@ -13,6 +13,7 @@ starts a killed node again on its port (it rejoins as a replica).
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -242,3 +243,34 @@ class SentinelGroup(Group):
 
     def wait_healthy(self, within: float) -> float:
         return wait_for("the Sentinel group is healthy", self.healthy, within, self.logs)
+
+
+class ReplicatedPair(Group):
+    """One master and one replica: the smallest topology where ``WAIT`` can be acknowledged or not.
+
+    :meth:`pause` stops the replica (SIGSTOP): it stays connected but acknowledges
+    nothing, so ``WAIT 1`` times out; :meth:`resume` lets it catch up.
+    """
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        self.master = Node(executable, workdir, "pair-master", [])
+        follow = ["--replicaof", "127.0.0.1", str(self.master.port)]
+        self.replica = Node(executable, workdir, "pair-replica", follow)
+        self.nodes = [self.master, self.replica]
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.master.address}/0"
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        wait_for("the replica is synced", lambda: self.master.online_replicas() == 1, 20, self.logs)
+
+    def pause(self) -> None:
+        assert self.replica.proc is not None
+        self.replica.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.replica.proc is not None
+        self.replica.proc.send_signal(signal.SIGCONT)

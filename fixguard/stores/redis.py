@@ -11,7 +11,7 @@ Durability: every write that makes an ID dead or inert (:meth:`RedisStore.freeze
 ``WAIT`` on the same connection, in the same pipeline, and must be acknowledged by
 ``min_replicas`` replicas within ``wait_timeout`` seconds, else StoreError
 (:func:`append_wait`, :func:`check_acks`). On Redis Cluster that pipeline goes
-to the node owning the key (:meth:`RedisStore._node_pipeline`): WAIT has no key,
+to the node owning the key (:func:`~fixguard.stores.replication.node_pipeline`): WAIT has no key,
 and a cluster pipeline would route it elsewhere.
 
 Fail closed: anything redis-py raises becomes :class:`StoreError` (the
@@ -41,7 +41,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ..record import LIVE, ROTATING, VERSION
 from .base import Handover, Outcome, StoreError, SubjectIndex, subject_index
 from .redis_scripts import _FREEZE, _INDEX_ADD, _REPLACE, _SWAP, UNREADABLE
-from .replication import append_wait, check_acks, moved, redirect_or_down, replicas_behind
+from .replication import (
+    append_wait,
+    check_acks,
+    moved,
+    node_pipeline,
+    redirect_or_down,
+    refresh_slots,
+    replicas_behind,
+)
 
 __all__ = ["UNREADABLE", "RedisStore", "append_wait", "check_acks", "replicas_behind"]
 # shared with AsyncRedisStore (stores/redis_async.py), which imports them from here
@@ -175,10 +183,22 @@ class RedisStore(SubjectIndex):
         if self.replicas() == 0:
             value = self._run("freeze", k, lambda: self._freeze(keys=[k], args=args), foreign=UNREADABLE)
             return _text(value)
-        reply = self._durable("freeze", k, lambda pipe: pipe.eval(_FREEZE, 1, k, *args))
-        if isinstance(reply, ResponseError):  # WRONGTYPE: someone else's data under our key
-            return UNREADABLE
-        return _text(reply)
+        reply, acks = self._durable_write("freeze", k, lambda pipe: pipe.eval(_FREEZE, 1, k, *args))
+        before = UNREADABLE if isinstance(reply, ResponseError) else _text(reply)  # WRONGTYPE: not ours
+        try:
+            check_acks(acks, self.replicas(), self.wait_timeout, "freeze")
+        except StoreError:
+            self._unfreeze(k, before, token)
+            raise
+        return before
+
+    def _unfreeze(self, k: str, before: str | None, token: str) -> None:
+        """Undo a freeze the replicas did not acknowledge (best effort): the login gets a 503
+        and never runs, so the session must not stay frozen on the master."""
+        if before is not None and before.startswith(VERSION + LIVE):
+            guard = VERSION + ROTATING + token
+            with contextlib.suppress(StoreError):
+                self._run("unfreeze", k, lambda: self._replace(keys=[k], args=[guard, before, ""]))
 
     def retire(self, key: str, value: str, ttl: float) -> None:
         """``SET PX``, unconditionally: the tombstone wins over whatever was there (then ``WAIT``)."""
@@ -256,29 +276,25 @@ class RedisStore(SubjectIndex):
             self.min_replicas = self._run("INFO", "", lambda: replicas_behind(self.client))
         return self.min_replicas
 
-    def _node_pipeline(self, k: str) -> Any:
-        """A pipeline on the one connection that writes ``k``: WAIT counts that connection's writes.
-
-        On Cluster, a plain pipeline on the node that owns the key's slot (a
-        cluster pipeline would send the keyless WAIT to some other node).
-        """
-        if not self._cluster:
-            return self.client.pipeline(transaction=False)
-        client: Any = self.client
-        node = client.get_node_from_key(k)
-        return client.get_redis_connection(node).pipeline(transaction=False)
-
     def _durable(self, op: str, k: str, queue: Callable[[Any], Any]) -> Any:
-        """``queue(pipe)``'s one write on ``k``, then ``WAIT``; the write's reply (errors as values).
+        """``queue(pipe)``'s one write on ``k``, then ``WAIT``; the write's reply (WRONGTYPE as a value).
 
-        StoreError unless ``min_replicas`` replicas acknowledged it within
-        ``wait_timeout``. On Cluster, a moved slot or a dead node refreshes the
-        slot table and tries once more (on the new owner), then fails closed.
+        StoreError unless ``min_replicas`` replicas acknowledged it within ``wait_timeout``.
+        """
+        write, acks = self._durable_write(op, k, queue)
+        check_acks(acks, self.replicas(), self.wait_timeout, op)
+        return write
+
+    def _durable_write(self, op: str, k: str, queue: Callable[[Any], Any]) -> tuple[Any, Any]:
+        """One round trip: ``queue(pipe)``'s write on ``k`` and ``WAIT`` on its connection; both replies.
+
+        On Cluster, a moved slot or a dead node refreshes the slot table and
+        tries once more (on the new owner), then fails closed.
         """
         replicas = self.replicas()
         for attempt in (1, 2):
             try:
-                pipe = self._node_pipeline(k)
+                pipe = node_pipeline(self.client, k)
                 queue(pipe)
                 append_wait(pipe, replicas, self.wait_timeout)
                 write, acks = pipe.execute(raise_on_error=False)
@@ -286,20 +302,13 @@ class RedisStore(SubjectIndex):
                     raise write
             except (RedisError, RedisClusterException) as exc:
                 if self._cluster and attempt == 1 and redirect_or_down(exc):
-                    self._refresh_slots()
+                    refresh_slots(self.client)
                     continue
                 raise StoreError(f"Redis {op} failed: {_describe(exc, k)}") from None
             if isinstance(write, ResponseError) and not str(write).startswith("WRONGTYPE"):
                 raise StoreError(f"Redis {op} failed: {_describe(write, k)}")
-            check_acks(acks, replicas, self.wait_timeout, op)
-            return write
+            return write, acks
         raise StoreError(f"Redis {op} failed: the key's node moved twice")  # pragma: no cover
-
-    def _refresh_slots(self) -> None:
-        """Re-read the Cluster's slot table (after a failover or a resharding); quiet if it cannot."""
-        manager: Any = getattr(self.client, "nodes_manager", None)
-        with contextlib.suppress(RedisError, RedisClusterException):
-            manager.initialize()
 
     # -- subject index primitives (see SubjectIndex) -----------------------------------
 

@@ -10,15 +10,24 @@ queue a command on a pipeline and read replies.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from .base import StoreError
 
-__all__ = ["append_wait", "check_acks", "moved", "redirect_or_down", "replicas_behind"]
+__all__ = [
+    "append_wait",
+    "check_acks",
+    "moved",
+    "node_pipeline",
+    "redirect_or_down",
+    "refresh_slots",
+    "replicas_behind",
+]
 
 
 def append_wait(pipe: Any, replicas: int, timeout: float) -> None:
@@ -48,7 +57,8 @@ def replicas_behind(client: Any) -> int:
     single server, the master Sentinel names, or every master of a Cluster
     (one round trip each, once per process).
     """
-    masters = client.get_primaries() if isinstance(client, RedisCluster) else [None]
+    cluster: Any = client if isinstance(client, RedisCluster) else None
+    masters: list[Any] = cluster.get_primaries() if cluster is not None else [None]
     for node in masters:
         server = client if node is None else client.get_redis_connection(node)
         if int(server.info("replication").get("connected_slaves", 0)) < 1:
@@ -65,3 +75,21 @@ def redirect_or_down(exc: BaseException) -> bool:
     if isinstance(exc, ResponseError):
         return moved(exc)
     return isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisClusterException)
+
+
+def node_pipeline(client: Any, k: str) -> Any:
+    """A pipeline on the one connection that writes ``k``: WAIT counts that connection's writes.
+
+    On Cluster, a plain pipeline on the node that owns the key's slot (a
+    cluster pipeline would send the keyless WAIT to some other node).
+    """
+    cluster: Any = client if isinstance(client, RedisCluster) else None
+    if cluster is None:
+        return client.pipeline(transaction=False)
+    return cluster.get_redis_connection(cluster.get_node_from_key(k)).pipeline(transaction=False)
+
+
+def refresh_slots(client: Any) -> None:
+    """Re-read a Cluster's slot table (after a failover or a resharding); quiet if it cannot."""
+    with contextlib.suppress(RedisError, RedisClusterException):
+        client.nodes_manager.initialize()
