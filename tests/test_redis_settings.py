@@ -62,7 +62,11 @@ def test_defaults() -> None:
     ("changes", "expect"),
     [
         ({"FIXGUARD_REDIS_SENTINELS": "127.0.0.1:26379"}, "but redis_sentinel_master (FIXGUARD"),
-        ({"FIXGUARD_REDIS_SENTINEL_MASTER": "m"}, "redis_sentinel_master is set but"),
+        ({"FIXGUARD_REDIS_SENTINEL_MASTER": "m"}, "is set but redis_url (FIXGUARD_REDIS_URL) is not"),
+        (
+            {"FIXGUARD_REDIS_URL": "redis://h:1", "FIXGUARD_REDIS_SENTINEL_MASTER": "m"},
+            "redis_sentinel_master is set but redis_sentinels (FIXGUARD_REDIS_SENTINELS) is not",
+        ),
         (
             {"FIXGUARD_REDIS_URL": "redis://h:1", "FIXGUARD_REDIS_CLUSTER": "1",
              "FIXGUARD_REDIS_SENTINELS": "h:26379", "FIXGUARD_REDIS_SENTINEL_MASTER": "m"},
