@@ -183,7 +183,7 @@ class RedisStore(SubjectIndex):
         if self.replicas() == 0:
             value = self._run("freeze", k, lambda: self._freeze(keys=[k], args=args), foreign=UNREADABLE)
             return _text(value)
-        reply, acks = self._durable_write("freeze", k, lambda pipe: pipe.eval(_FREEZE, 1, k, *args))
+        reply, acks = self._durable_write("freeze", k, lambda pipe: _eval(pipe, _FREEZE, k, *args))
         before = UNREADABLE if isinstance(reply, ResponseError) else _text(reply)  # WRONGTYPE: not ours
         try:
             check_acks(acks, self.replicas(), self.wait_timeout, "freeze")
@@ -231,13 +231,13 @@ class RedisStore(SubjectIndex):
         pipe = self.client.pipeline(transaction=False)
         if move.subject:
             index = p + subject_index(move.subject)
-            pipe.eval(_INDEX_ADD, 1, index, move.new_key, _ms(move.subject_ttl), move.unlink)
+            _eval(pipe, _INDEX_ADD, index, move.new_key, _ms(move.subject_ttl), move.unlink)
         pipe.set(p + move.new_key, move.new_value, px=_ms(move.new_ttl), nx=True)
         if move.old_key and move.force and not split:
             pipe.set(p + move.old_key, move.old_value, px=_ms(move.old_ttl or 0.001), get=True)
         elif move.old_key and not move.force:
             ms = "" if move.old_ttl is None else str(_ms(move.old_ttl))
-            pipe.eval(_SWAP, 1, p + move.old_key, move.old_guard, move.old_value, ms)
+            _eval(pipe, _SWAP, p + move.old_key, move.old_guard, move.old_value, ms)
         if move.chain_key:
             pipe.set(p + move.chain_key, move.chain_value, xx=True, keepttl=True)
         if durable and not split:
@@ -357,6 +357,11 @@ class RedisStore(SubjectIndex):
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
         except (RedisError, RedisClusterException) as exc:
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
+
+
+def _eval(pipe: Any, script: str, key: str, *args: Any) -> None:
+    """Queue ``EVAL script 1 key args``; a cluster pipeline has no ``eval()`` but routes it by key."""
+    pipe.execute_command("EVAL", script, 1, key, *args)
 
 
 def _plain_client(client: Any) -> bool:
