@@ -282,3 +282,45 @@ def test_failover_under_load_resurrects_no_dead_id(
     assert load.errors == [], load.errors
     assert failures, "the failover should have been felt as 503s"
     assert load.statuses["replay 200"] == 0
+
+
+@pytest.mark.parametrize("min_replicas", [0, 1])
+def test_a_tombstone_only_the_dead_master_had(
+    request: pytest.FixtureRequest, redis_prefix: str, min_replicas: int
+) -> None:
+    """The threat itself, made certain: the replica is cut off while the victim logs in, then her master dies.
+
+    Without WAIT (``redis_min_replicas = 0``) the login completes on a tombstone
+    only the master had, and the promoted replica hands the attacker's planted
+    ID the victim's session. With it, the login is refused (503) before the app
+    runs, so there is nothing to resurrect.
+    """
+    topo = topology(request, "cluster")
+    cluster = topo.group
+    assert isinstance(cluster, ClusterGroup)
+    store = topo.store(redis_prefix, redis_min_replicas=min_replicas)
+    guarded = guard(VulnerableApp(), store=store)
+    planted = fg_cookie(TestApp(guarded).get("/"))
+    vid = guarded.ids.verify(planted) if planted else None
+    assert planted and vid is not None
+    master = cluster.master_of(store.prefix + vid.key)
+    replica = cluster.replica_of(master)
+    victim = TestApp(guarded)
+    plant(victim, "fixguard", planted)
+    replica.pause()  # stopped, it cannot reconnect...
+    master.ask("CLIENT", "KILL", "TYPE", "replica")  # ...once the master drops the link: nothing reaches it
+    try:
+        login = victim.post("/login", LOGIN_FORM, expect_errors=True)
+        master.kill()
+    finally:
+        replica.resume()
+    wait_for("the replica is promoted", lambda: _promoted(topo, master), 30, cluster.logs)
+    master.start()
+    replay = _replay(guarded, planted)
+    store.close()
+    if min_replicas == 0:
+        assert login.status_code == 200
+        assert replay.text == "user=alice"  # resurrected: the fixation survived the failover
+    else:
+        assert login.status_code == 503 and fg_cookie(login) is None
+        assert "user=" not in replay.text

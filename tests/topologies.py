@@ -74,6 +74,15 @@ class Node:
         with (self.dir / "log").open("ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
 
+    def pause(self) -> None:
+        """SIGSTOP: connected, silent (a replica that acknowledges nothing)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         """kill -9, waited for."""
         if self.proc is not None:
@@ -95,6 +104,18 @@ class Node:
 
     def role(self) -> str:
         return str(self.ask("ROLE")[0])
+
+    def acknowledged(self, replicas: int) -> bool:
+        """A write here is acknowledged by ``replicas`` replicas (``WAIT``): they are really following.
+
+        A replica that has just synced may leave its first ``GETACK`` unanswered for a while.
+        """
+        client = self.client()
+        try:
+            client.set("topology:probe", "1")
+            return int(client.execute_command("WAIT", replicas, 200)) >= replicas
+        finally:
+            client.close()
 
     def online_replicas(self) -> int:
         """Replicas this master has and that finished their sync (``state=online``)."""
@@ -186,6 +207,16 @@ class ClusterGroup(Group):
         raise AssertionError(f"no master for slot {slot}")
 
 
+    def replica_of(self, master: Node) -> Node:
+        """The live node that replicates ``master``."""
+        for node in self.nodes:
+            if node.alive and node is not master:
+                role = node.ask("ROLE")
+                if role[0] == "slave" and int(role[2]) == master.port:
+                    return node
+        raise AssertionError(f"{master.name} has no replica")
+
+
 class SentinelGroup(Group):
     """One master, two replicas, three Sentinels watching it as ``mymaster``."""
 
@@ -218,6 +249,7 @@ class SentinelGroup(Group):
         for node in (self.master, *self.replicas):
             node.start()
         wait_for("the replicas are synced", lambda: self.master.online_replicas() == 2, 20, self.logs)
+        wait_for("the replicas acknowledge", lambda: self.master.acknowledged(2), 20, self.logs)
         for node in self.sentinels:
             node.start()
         self.wait_healthy(30)
@@ -266,11 +298,10 @@ class ReplicatedPair(Group):
         for node in self.nodes:
             node.start()
         wait_for("the replica is synced", lambda: self.master.online_replicas() == 1, 20, self.logs)
+        wait_for("the replica acknowledges", lambda: self.master.acknowledged(1), 20, self.logs)
 
     def pause(self) -> None:
-        assert self.replica.proc is not None
-        self.replica.proc.send_signal(signal.SIGSTOP)
+        self.replica.pause()
 
     def resume(self) -> None:
-        assert self.replica.proc is not None
-        self.replica.proc.send_signal(signal.SIGCONT)
+        self.replica.resume()
