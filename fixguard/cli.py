@@ -167,14 +167,20 @@ def _run_sessions(args: argparse.Namespace) -> int:
         return _cannot_run(err, str(exc))
     assert store is not None  # redis_url or redis_sentinels is set
     where = describe(values)
+    revoking = False
     try:
         found = store.sessions(subject)
-        revoked = store.revoke(subject) if args.action == "revoke" else None
+        revoking = args.action == "revoke"
+        revoked = store.revoke(subject) if revoking else None
     except StoreError as exc:
+        if revoking:  # some sessions may have ended already, unacknowledged by the replicas
+            outcome = ". The revoke may be incomplete: run it again once the store answers"
+        else:
+            outcome = ". Nothing was revoked." if args.action == "revoke" else ""
         return _cannot_run(
             err,
             f"the store did not answer ({exc}): check FIXGUARD_REDIS_URL and that Redis is running"
-            + (". Nothing was revoked." if args.action == "revoke" else ""),
+            + outcome,
         )
     finally:
         close = getattr(store, "close", None)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up and run the whole test suite on a fresh Debian machine with Python 3.11.
 # Installs the Debian packages the tests need when missing (redis-server for the
-# Redis tests, chromium and chromium-driver for the browser tests), makes .venv, installs fixguard
+# Redis tests, redis-tools' redis-cli to create the tests' Redis Cluster — Sentinels are
+# redis-server --sentinel —, chromium and chromium-driver for the browser tests), makes .venv, installs fixguard
 # with its test and dev extras, then runs ruff, mypy --strict and pytest.
 # Then the lowest-versions step: a second venv, .venv-lowest, gets every
 # dependency at exactly the floor setup.cfg declares (scripts/lowest.py) and
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 # the browser tests speak DevTools to chromium directly; chromedriver comes along for
 # anyone who drives the same browser through WebDriver

@@ -198,3 +198,23 @@ def test_a_missing_record_never_lets_an_id_in(kind: str, redis_server: Any, redi
     assert store.get(vid.key) is None
     if isinstance(store, RedisStore):
         store.close()
+
+
+def test_fixguard_sessions_revoke_says_an_unacknowledged_revoke_may_be_incomplete(
+    store: RedisStore, pair: Any, redis_prefix: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from fixguard.cli import main
+
+    client = TestApp(FixGuard(VulnerableApp(), "k" * 48, secure=False, store=store))
+    client.get("/header-login")
+    monkeypatch.setenv("FIXGUARD_REDIS_URL", pair.url)
+    monkeypatch.setenv("FIXGUARD_REDIS_PREFIX", redis_prefix)
+    monkeypatch.setenv("FIXGUARD_REDIS_WAIT_TIMEOUT", str(WAIT_TIMEOUT))
+    pair.pause()
+    try:
+        status = main(["sessions", "revoke", "alice"])
+    finally:
+        pair.resume()
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "0 of 1 replicas acknowledged" in err and "The revoke may be incomplete: run it again" in err
