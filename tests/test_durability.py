@@ -11,6 +11,7 @@ missing (what a failover that lost a write leaves) never lets an ID in.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -207,6 +208,9 @@ def test_fixguard_sessions_revoke_says_an_unacknowledged_revoke_may_be_incomplet
 
     client = TestApp(FixGuard(VulnerableApp(), "k" * 48, secure=False, store=store))
     client.get("/header-login")
+    for name in list(os.environ):
+        if name.upper().startswith("FIXGUARD_"):
+            monkeypatch.delenv(name)  # the operator's shell: this deployment's variables only
     monkeypatch.setenv("FIXGUARD_REDIS_URL", pair.url)
     monkeypatch.setenv("FIXGUARD_REDIS_PREFIX", redis_prefix)
     monkeypatch.setenv("FIXGUARD_REDIS_WAIT_TIMEOUT", str(WAIT_TIMEOUT))

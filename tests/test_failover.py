@@ -21,7 +21,9 @@ from __future__ import annotations
 import random
 import threading
 import time
+import traceback
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,9 +155,7 @@ def _promoted(topo: Topology, killed: Node) -> bool:
         if not all("cluster_state:ok" in node.ask("CLUSTER", "INFO") for node in live):
             return False
         # every live node's slot table names a live master for every range: the killed one is gone
-        return all(
-            int(entry[2][1]) != killed.port for node in live for entry in node.ask("CLUSTER", "SLOTS")
-        )
+        return all(int(entry[2][1]) != killed.port for node in live for entry in node.ask("CLUSTER", "SLOTS"))
     assert isinstance(topo.group, SentinelGroup)
     master = topo.group.current_master()
     return master is not killed and master.role() == "master"
@@ -199,7 +199,14 @@ def test_failover_under_load_resurrects_no_dead_id(
     store = topo.store(redis_prefix)
     assert store.replicas() == 1
     app = VulnerableApp()
-    guarded = guard(app, store=store)
+    outages: list[str] = []  # why the store was unavailable, latest last (for a failure's message)
+    guarded = guard(
+        app,
+        store=store,
+        on_event=lambda e: (
+            outages.append(e.detail.get("reason", "")) if e.kind == "store_unavailable" else None
+        ),
+    )
     load = Load()
 
     # every response an attacker gets is checked: wrap note() for the replays
@@ -217,8 +224,18 @@ def test_failover_under_load_resurrects_no_dead_id(
         planted = fg_cookie(TestApp(guarded).get("/")) if len(load.logins) % 2 == 0 else None
         _victim(guarded, load, planted, rng)
 
-    threads = [threading.Thread(target=_attacker, args=(guarded, load, n)) for n in range(2)]
-    threads += [threading.Thread(target=_victims, args=(guarded, load, 10 + n)) for n in range(2)]
+    def guarded_run(target: Callable[..., None], *args: Any) -> None:
+        try:
+            target(*args)
+        except BaseException as exc:  # an exception through fixguard is a 500 in a real server
+            with load.lock:
+                where = traceback.format_exc(limit=-6)
+                load.errors.append(f"{target.__name__}: {type(exc).__name__}: {exc}\n{where}")
+
+    threads = [threading.Thread(target=guarded_run, args=(_attacker, guarded, load, n)) for n in range(2)]
+    threads += [
+        threading.Thread(target=guarded_run, args=(_victims, guarded, load, 10 + n)) for n in range(2)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -245,7 +262,7 @@ def test_failover_under_load_resurrects_no_dead_id(
             "a login on the failed-over master works",
             lambda: _login_on(guarded, topo, store, new_master),
             30,
-            topo.group.logs,
+            lambda: f"latest outages: {outages[-5:]}\n{topo.group.logs()}",
         )
         login_in += read_in
         time.sleep(AFTER_RECOVERY)

@@ -46,15 +46,25 @@ def wait_for(what: str, check: Callable[[], bool], within: float, log: Callable[
 
 
 class Node:
-    """One redis-server (or Sentinel) process on a fixed loopback port."""
+    """One redis-server (or Sentinel) process on a fixed loopback port (and a cluster bus port)."""
 
-    def __init__(self, executable: str, workdir: Path, name: str, extra: list[str]) -> None:
+    def __init__(
+        self,
+        executable: str,
+        workdir: Path,
+        name: str,
+        extra: list[str],
+        bus: bool = False,
+        follow: Node | None = None,
+    ) -> None:
         self.executable = executable
         self.dir = workdir / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.port = _free_port()
+        self.bus_port = _free_port() if bus else 0
         self.extra = extra
+        self.follow = follow  # the master this node starts as a replica of
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -66,13 +76,29 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
     def command(self) -> list[str]:
-        return [self.executable, "--port", str(self.port), "--dir", str(self.dir), *COMMON, *self.extra]
+        bus = ["--cluster-port", str(self.bus_port)] if self.bus_port else []
+        follow = ["--replicaof", "127.0.0.1", str(self.follow.port)] if self.follow else []
+        ports = ["--port", str(self.port), "--dir", str(self.dir)]
+        return [self.executable, *ports, *COMMON, *bus, *follow, *self.extra]
 
-    def start(self) -> None:
+    def start(self, new_ports: bool = False) -> None:
+        """Start, and wait until it answers PING. ``new_ports``: before a group is formed, a port
+        taken since it was picked (the machine is shared) is replaced by another, up to 3 times."""
         if self.alive:
             return
-        with (self.dir / "log").open("ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+        for attempt in range(3):
+            with (self.dir / "log").open("ab") as log:
+                self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+            deadline = time.monotonic() + 10
+            while self.alive and time.monotonic() < deadline:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    if self.ask("PING"):
+                        return
+                time.sleep(0.02)
+            if self.alive or not new_ports or attempt == 2:
+                pytest.fail(f"{self.name} on port {self.port} did not start:\n{self.log()}")
+            self.port = _free_port()
+            self.bus_port = _free_port() if self.bus_port else 0
 
     def pause(self) -> None:
         """SIGSTOP: connected, silent (a replica that acknowledges nothing)."""
@@ -154,12 +180,15 @@ class ClusterGroup(Group):
         self.cli = cli
         self.nodes = []
         for n in range(6):
-            bus = _free_port()
             extra = [
-                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "1000", "--cluster-port", str(bus),
-            ]  # fmt: skip
-            self.nodes.append(Node(executable, workdir, f"cluster{n}", extra))
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "1000",
+            ]
+            self.nodes.append(Node(executable, workdir, f"cluster{n}", extra, bus=True))
 
     @property
     def url(self) -> str:
@@ -168,9 +197,7 @@ class ClusterGroup(Group):
 
     def start(self) -> None:
         for node in self.nodes:
-            node.start()
-        for node in self.nodes:
-            wait_for(f"{node.name} answers", lambda node=node: bool(node.ask("PING")), 10, self.logs)
+            node.start(new_ports=True)
         create = subprocess.run(
             [self.cli, "--cluster", "create", *(node.address for node in self.nodes),
              "--cluster-replicas", "1", "--cluster-yes"],
@@ -199,13 +226,17 @@ class ClusterGroup(Group):
 
     def master_of(self, key: str) -> Node:
         """The node that masters ``key``'s slot now (asked of a live node)."""
-        live = next(node for node in self.nodes if node.alive)
-        slot = int(live.ask("CLUSTER", "KEYSLOT", key))
-        for start, end, master, *_ in live.ask("CLUSTER", "SLOTS"):
+        for live in (node for node in self.nodes if node.alive):
+            with contextlib.suppress(redis.ConnectionError):
+                slot = int(live.ask("CLUSTER", "KEYSLOT", key))
+                slots = live.ask("CLUSTER", "SLOTS")
+                break
+        else:
+            raise AssertionError("no live cluster node answers")
+        for start, end, master, *_ in slots:
             if int(start) <= slot <= int(end):
                 return self.node_at(int(master[1]))
         raise AssertionError(f"no master for slot {slot}")
-
 
     def replica_of(self, master: Node) -> Node:
         """The live node that replicates ``master``."""
@@ -217,26 +248,36 @@ class ClusterGroup(Group):
         raise AssertionError(f"{master.name} has no replica")
 
 
-class SentinelGroup(Group):
-    """One master, two replicas, three Sentinels watching it as ``mymaster``."""
+class Sentinel(Node):
+    """``redis-server <conf> --sentinel`` watching ``master`` as ``mymaster`` (its config file is
+    written at each start: Sentinel rewrites it, and a port may have been replaced)."""
 
-    def __init__(self, executable: str, workdir: Path) -> None:
-        self.master = Node(executable, workdir, "master", [])
-        self.replicas = [
-            Node(executable, workdir, f"replica{n}", ["--replicaof", "127.0.0.1", str(self.master.port)])
-            for n in range(2)
-        ]
-        self.sentinels = [Node(executable, workdir, f"sentinel{n}", []) for n in range(3)]
-        for sentinel in self.sentinels:
-            conf = sentinel.dir / "sentinel.conf"
+    def __init__(self, executable: str, workdir: Path, name: str, master: Node) -> None:
+        super().__init__(executable, workdir, name, [])
+        self.master = master
+
+    def command(self) -> list[str]:
+        conf = self.dir / "sentinel.conf"
+        if not conf.exists() or f"port {self.port}\n" not in conf.read_text():
             conf.write_text(
-                f"port {sentinel.port}\nbind 127.0.0.1\ndir {sentinel.dir}\n"
+                f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
                 f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {self.master.port} 2\n"
                 f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
                 f"sentinel failover-timeout {SENTINEL_MASTER} 4000\n"
                 f"sentinel parallel-syncs {SENTINEL_MASTER} 2\n"
             )
-            sentinel.command = lambda s=sentinel, c=conf: [s.executable, str(c), "--sentinel"]  # type: ignore[method-assign]
+        return [self.executable, str(conf), "--sentinel"]
+
+
+class SentinelGroup(Group):
+    """One master, two replicas, three Sentinels watching it as ``mymaster``."""
+
+    def __init__(self, executable: str, workdir: Path) -> None:
+        self.master = Node(executable, workdir, "master", [])
+        self.replicas = [Node(executable, workdir, f"replica{n}", [], follow=self.master) for n in range(2)]
+        self.sentinels: list[Node] = [
+            Sentinel(executable, workdir, f"sentinel{n}", self.master) for n in range(3)
+        ]
         self.nodes = [self.master, *self.replicas, *self.sentinels]
 
     @property
@@ -247,11 +288,11 @@ class SentinelGroup(Group):
     def start(self) -> None:
         """Data nodes first, synced, then the Sentinels: their first INFO then lists both replicas."""
         for node in (self.master, *self.replicas):
-            node.start()
+            node.start(new_ports=True)
         wait_for("the replicas are synced", lambda: self.master.online_replicas() == 2, 20, self.logs)
         wait_for("the replicas acknowledge", lambda: self.master.acknowledged(2), 20, self.logs)
         for node in self.sentinels:
-            node.start()
+            node.start(new_ports=True)
         self.wait_healthy(30)
 
     def current_master(self) -> Node:
@@ -270,7 +311,9 @@ class SentinelGroup(Group):
             return False
         if master.online_replicas() < 1:
             return False
-        info = self.sentinels[0].ask("SENTINEL", "MASTER", SENTINEL_MASTER)  # parsed to a dict by redis-py
+        info = self.sentinels[0].ask("SENTINEL", "MASTER", SENTINEL_MASTER)
+        if isinstance(info, list):  # redis-py before 8 leaves it a flat list
+            info = dict(zip(info[::2], info[1::2], strict=True))
         return int(info.get("num-other-sentinels", 0)) >= 2 and int(info.get("num-slaves", 0)) >= 1
 
     def wait_healthy(self, within: float) -> float:
@@ -286,8 +329,7 @@ class ReplicatedPair(Group):
 
     def __init__(self, executable: str, workdir: Path) -> None:
         self.master = Node(executable, workdir, "pair-master", [])
-        follow = ["--replicaof", "127.0.0.1", str(self.master.port)]
-        self.replica = Node(executable, workdir, "pair-replica", follow)
+        self.replica = Node(executable, workdir, "pair-replica", [], follow=self.master)
         self.nodes = [self.master, self.replica]
 
     @property
@@ -296,7 +338,7 @@ class ReplicatedPair(Group):
 
     def start(self) -> None:
         for node in self.nodes:
-            node.start()
+            node.start(new_ports=True)
         wait_for("the replica is synced", lambda: self.master.online_replicas() == 1, 20, self.logs)
         wait_for("the replica acknowledges", lambda: self.master.acknowledged(1), 20, self.logs)
 

@@ -25,7 +25,6 @@ redis-py is optional: ``pip install 'fixguard[redis]'``.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -41,10 +40,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from ..record import LIVE, ROTATING, VERSION
 from .base import Handover, Outcome, StoreError, SubjectIndex, subject_index
 from .redis_scripts import _FREEZE, _INDEX_ADD, _REPLACE, _SWAP, UNREADABLE
+from .redis_scripts import describe as _describe
+from .redis_scripts import ms as _ms
+from .redis_scripts import text as _text
 from .replication import (
     append_wait,
     check_acks,
-    moved,
     node_pipeline,
     redirect_or_down,
     refresh_slots,
@@ -292,23 +293,25 @@ class RedisStore(SubjectIndex):
         tries once more (on the new owner), then fails closed.
         """
         replicas = self.replicas()
-        for attempt in (1, 2):
-            try:
-                pipe = node_pipeline(self.client, k)
-                queue(pipe)
-                append_wait(pipe, replicas, self.wait_timeout)
-                write, acks = pipe.execute(raise_on_error=False)
-                if isinstance(write, ResponseError) and moved(write):
-                    raise write
-            except (RedisError, RedisClusterException) as exc:
-                if self._cluster and attempt == 1 and redirect_or_down(exc):
-                    refresh_slots(self.client)
-                    continue
-                raise StoreError(f"Redis {op} failed: {_describe(exc, k)}") from None
+
+        def attempt() -> tuple[Any, Any]:
+            pipe = node_pipeline(self.client, k)
+            queue(pipe)
+            append_wait(pipe, replicas, self.wait_timeout)
+            write, acks = pipe.execute(raise_on_error=False)
             if isinstance(write, ResponseError) and not str(write).startswith("WRONGTYPE"):
-                raise StoreError(f"Redis {op} failed: {_describe(write, k)}")
+                raise write  # MOVED, READONLY, ...: not written
             return write, acks
-        raise StoreError(f"Redis {op} failed: the key's node moved twice")  # pragma: no cover
+
+        if self._cluster:
+            try:
+                return attempt()
+            except Exception as exc:  # all of them, as in _run
+                if not redirect_or_down(exc):
+                    raise StoreError(f"Redis {op} failed: {_describe(exc, k)}") from None
+                refresh_slots(self.client)
+        result: tuple[Any, Any] = self._run(op, k, attempt)
+        return result
 
     # -- subject index primitives (see SubjectIndex) -----------------------------------
 
@@ -357,6 +360,10 @@ class RedisStore(SubjectIndex):
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
         except (RedisError, RedisClusterException) as exc:
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
+        except Exception as exc:  # a Cluster client before redis-py's NodesManager locking (#3803) trips
+            if not self._cluster:  # over its own slot table when threads refresh it at once, as in a
+                raise  # failover (RuntimeError, AttributeError): an outage as well, never a 500
+            raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
 
 
 def _eval(pipe: Any, script: str, key: str, *args: Any) -> None:
@@ -372,33 +379,3 @@ def _plain_client(client: Any) -> bool:
 def _send_get(conn: Any, k: str) -> Any:
     conn.send_command("GET", k)
     return conn.read_response()
-
-
-def _ms(ttl: float) -> int:
-    """Seconds to whole milliseconds, at least 1 (Redis refuses PX 0)."""
-    if not ttl > 0:
-        return 1
-    if math.isinf(ttl):
-        raise StoreError("Redis keys need a finite TTL: configure finite timeouts")
-    return max(1, round(ttl * 1000))
-
-
-def _text(value: Any) -> str | None:
-    """A reply as str; bytes that are not UTF-8 (or anything else) become UNREADABLE."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    return UNREADABLE
-
-
-def _describe(exc: BaseException, key: str) -> str:
-    """The error's class and the first line of its text, with the key cut out."""
-    text = str(exc).split("\n", 1)[0]
-    if key:
-        text = text.replace(key, "<key>")
-    text = text[:160]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

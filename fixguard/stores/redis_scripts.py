@@ -1,11 +1,17 @@
-"""The Lua scripts of :class:`fixguard.stores.redis.RedisStore`, one key each.
+"""What :class:`fixguard.stores.redis.RedisStore` sends and reads: its Lua scripts, TTLs, replies, errors.
 
 Each script reads and writes only ``KEYS[1]``, so it is atomic there and runs
 unchanged on Redis Cluster. The compare-and-set scripts only read the value's
-guard (the part before the first ``|``), never its JSON.
+guard (the part before the first ``|``), never its JSON. Error texts leave the
+key out (:func:`describe`): a log line must not carry a session key.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
+
+from .base import StoreError
 
 #: What a non-UTF-8 or wrong-type value reads as: no version, so decode() rejects it.
 UNREADABLE = "\ufffd|unreadable value"
@@ -75,3 +81,33 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
 end
 return 1
 """
+
+
+def ms(ttl: float) -> int:
+    """Seconds to whole milliseconds, at least 1 (Redis refuses PX 0)."""
+    if not ttl > 0:
+        return 1
+    if math.isinf(ttl):
+        raise StoreError("Redis keys need a finite TTL: configure finite timeouts")
+    return max(1, round(ttl * 1000))
+
+
+def text(value: Any) -> str | None:
+    """A reply as str; bytes that are not UTF-8 (or anything else) become UNREADABLE."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return UNREADABLE
+
+
+def describe(exc: BaseException, key: str) -> str:
+    """The error's class and the first line of its text, with the key cut out."""
+    line = str(exc).split("\n", 1)[0]
+    if key:
+        line = line.replace(key, "<key>")
+    line = line[:160]
+    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__

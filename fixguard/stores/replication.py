@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import RedisClusterException, ResponseError
 
 from .base import StoreError
 
@@ -90,6 +90,11 @@ def node_pipeline(client: Any, k: str) -> Any:
 
 
 def refresh_slots(client: Any) -> None:
-    """Re-read a Cluster's slot table (after a failover or a resharding); quiet if it cannot."""
-    with contextlib.suppress(RedisError, RedisClusterException):
+    """Re-read a Cluster's slot table (after a failover or a resharding); quiet if it cannot.
+
+    Best effort: the next command fails closed if the table is still wrong. Any
+    exception is swallowed, since an older redis-py trips over its own table
+    (RuntimeError) when threads refresh it at once.
+    """
+    with contextlib.suppress(Exception):
         client.nodes_manager.initialize()
