@@ -133,3 +133,24 @@ def test_a_url_beside_sentinels_lends_its_password_and_database_only() -> None:
     assert kwargs["password"] == "pw" and kwargs["db"] == 3 and "host" not in kwargs
     assert kwargs["socket_timeout"] >= 1.0 and kwargs["retry"] is not None
     store.close()
+
+
+def test_the_asgi_store_refuses_what_it_cannot_do_yet(redis_server: Any) -> None:
+    """AsyncRedisStore (ASGI) does not wait for replicas nor speak Sentinel: refused, never ignored."""
+    from fixguard.asgi import FixGuardMiddleware
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:  # never called
+        raise AssertionError
+
+    redis_server.start()
+    for extra in (
+        {"redis_min_replicas": 1},
+        {"redis_wait_timeout": 0.5},
+        {"redis_sentinels": ["127.0.0.1:1"], "redis_sentinel_master": "m"},
+    ):
+        with pytest.raises(ConfigError, match="AsyncRedisStore does not support Sentinel nor wait"):
+            FixGuardMiddleware(app, SECRET, redis_url=redis_server.url, **extra)
+    with pytest.raises(ConfigError, match="redis_min_replicas"):
+        FixGuardMiddleware.from_env(
+            app, env(FIXGUARD_REDIS_URL=redis_server.url, FIXGUARD_REDIS_MIN_REPLICAS="1")
+        )
