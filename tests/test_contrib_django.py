@@ -69,6 +69,14 @@ def test_get_wsgi_application_blocks_the_attack(played: dict[str, Any], login: s
     assert scenario["app_cookie_leaked"] is False
 
 
+def test_get_asgi_application_blocks_the_attack(played: dict[str, Any]) -> None:
+    scenario = played["asgi"]
+    assert scenario["middleware"] == "FixGuardMiddleware"
+    assert scenario["victim"] == [200, "user=alice"] and scenario["rotated"]
+    assert scenario["replay"][0] == 401 and "alice" not in scenario["replay"][1]
+    assert scenario["app_cookie_leaked"] is False
+
+
 def test_app_cookies_default_to_session_cookie_name(played: dict[str, Any]) -> None:
     assert played["app_cookies"] == ["appsession"]
 

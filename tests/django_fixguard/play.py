@@ -81,8 +81,37 @@ def main() -> int:
         report["signal_without_helper"] = str(exc)[:60]
     response = Client(**fixguard.contrib.testing.environ()).get("/signal-login/")
     report["signal_with_helper"] = fixguard.contrib.testing.signals(response.wsgi_request.environ)
+    report["asgi"] = _play_asgi()
     json.dump(report, sys.stdout)
     return 0
+
+
+def _play_asgi() -> dict[str, Any]:
+    """The weak login's attack through ``get_asgi_application()`` (httpx's ASGI transport, in-process)."""
+    import asyncio
+
+    from fixguard.contrib.django import get_asgi_application
+    from tests.asgi_support import Browser
+
+    protected = get_asgi_application()
+
+    async def attack() -> dict[str, Any]:
+        attacker, victim = Browser(protected), Browser(protected)
+        await attacker.get("/")
+        planted = attacker.cookies["fixguard"]
+        victim.cookies["fixguard"] = planted
+        await victim.post("/weak-login/", data={"user": "alice", "password": "secret"})
+        mine = await victim.get("/whoami/")
+        replay = await attacker.get("/whoami/")
+        return {
+            "victim": [mine.status_code, mine.text[:60]],
+            "replay": [replay.status_code, replay.text[:60]],
+            "rotated": victim.cookies.get("fixguard") != planted,
+            "app_cookie_leaked": "appsession" in attacker.cookies or "appsession" in victim.cookies,
+            "middleware": type(protected).__name__,
+        }
+
+    return asyncio.run(attack())
 
 
 if __name__ == "__main__":

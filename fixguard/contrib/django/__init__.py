@@ -1,9 +1,12 @@
-"""fixguard for Django: ``get_wsgi_application()`` configured by ``settings.FIXGUARD``.
+"""fixguard for Django: ``get_wsgi_application()`` and ``get_asgi_application()``, by ``settings.FIXGUARD``.
 
-In ``wsgi.py``, instead of Django's own::
+In ``wsgi.py`` (or ``asgi.py``), instead of Django's own::
 
     from fixguard.contrib.django import get_wsgi_application
     application = get_wsgi_application()
+
+    from fixguard.contrib.django import get_asgi_application
+    application = get_asgi_application()
 
 ``settings.FIXGUARD`` is a dict of FixGuard's settings under their Python names
 (``{"secret_key": …, "login": ["POST /accounts/login/ 302"], "redis_url": …}``).
@@ -11,7 +14,9 @@ In ``wsgi.py``, instead of Django's own::
 to ``INSTALLED_APPS`` for the deployment checks of ``manage.py check --deploy``
 (see :mod:`fixguard.contrib.django.checks`).
 
-An ASGI counterpart comes with fixguard's ASGI middleware.
+The ASGI one wraps Django's ASGI handler in :class:`fixguard.asgi.FixGuardMiddleware`
+(``redis_url`` then names an ``AsyncRedisStore``: the same keys and values, so a
+WSGI and an ASGI deployment can share one Redis).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from ...config import ConfigError
 from ...middleware import FixGuard
 from .._settings import read_settings
 
-__all__ = ["SETTING", "get_wsgi_application", "guard_options"]
+__all__ = ["SETTING", "get_asgi_application", "get_wsgi_application", "guard_options"]
 
 #: The Django setting that holds fixguard's settings.
 SETTING = "FIXGUARD"
@@ -56,3 +61,13 @@ def get_wsgi_application(**overrides: Any) -> FixGuard:
 
     app = django_application()  # sets Django up, so settings can be read
     return FixGuard(app, **{**guard_options(), **overrides})
+
+
+def get_asgi_application(**overrides: Any) -> Any:
+    """Django's ASGI application wrapped in FixGuardMiddleware; keyword ``overrides`` win over the setting."""
+    from django.core.asgi import get_asgi_application as django_application
+
+    from ...asgi import FixGuardMiddleware
+
+    app = django_application()  # sets Django up, so settings can be read
+    return FixGuardMiddleware(app, **{**guard_options(), **overrides})
