@@ -29,8 +29,6 @@ REDIS_SETTINGS = (
     "redis_min_replicas",
     "redis_wait_timeout",
 )
-#: What AsyncRedisStore (ASGI) cannot do yet: refused when it is the store.
-ASYNC_UNSUPPORTED = ("redis_sentinels", "redis_sentinel_master", "redis_min_replicas", "redis_wait_timeout")
 _ADDRESS = re.compile(r"^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9._-]+)):([0-9]{1,5})$")
 
 
@@ -141,27 +139,18 @@ def check(values: Mapping[str, Any]) -> dict[str, Any]:
 def make_store(values: Mapping[str, Any], asynchronous: bool = False) -> Any:
     """The Redis store the settings describe, or None (no Redis configured: a MemoryStore).
 
-    ``asynchronous``: the ASGI middleware's AsyncRedisStore, on one server or a
-    Cluster; it does not wait for replicas yet, so the durability settings and
-    Sentinel are refused for it rather than silently ignored.
+    ``asynchronous``: the ASGI middleware's AsyncRedisStore, on the same three
+    topologies and with the same durability settings.
     """
     options = check(values)
     if not options:
         return None
     url = options["url"]
-    if asynchronous:
-        unsupported = [n for n in ASYNC_UNSUPPORTED if values.get(n) is not None]
-        if unsupported:
-            raise ConfigError(
-                f"{', '.join(unsupported)}: the ASGI middleware's AsyncRedisStore does not support "
-                "Sentinel nor wait for replicas (WAIT) yet: use redis_url (with redis_cluster for a "
-                "Cluster), or the WSGI FixGuard, whose RedisStore does"
-            )
     try:
         if asynchronous:
-            from .stores.redis_async import AsyncRedisStore
+            from .stores.redis_async_connect import async_store_from_options
 
-            return AsyncRedisStore.from_url(url, prefix=options["prefix"], cluster=options["cluster"])
+            return async_store_from_options(**options)
         from .stores.redis_connect import store_from_options
 
         return store_from_options(**options)

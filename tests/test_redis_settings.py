@@ -135,22 +135,37 @@ def test_a_url_beside_sentinels_lends_its_password_and_database_only() -> None:
     store.close()
 
 
-def test_the_asgi_store_refuses_what_it_cannot_do_yet(redis_server: Any) -> None:
-    """AsyncRedisStore (ASGI) does not wait for replicas nor speak Sentinel: refused, never ignored."""
+def test_the_asgi_store_takes_the_durability_and_sentinel_settings(redis_server: Any) -> None:
+    """FixGuardMiddleware builds an AsyncRedisStore that waits as told, on a URL or through Sentinel."""
+    import redis.asyncio as aredis
+    from redis.asyncio.sentinel import SentinelConnectionPool
+
     from fixguard.asgi import FixGuardMiddleware
+    from fixguard.stores.redis_async import AsyncRedisStore
 
     async def app(scope: Any, receive: Any, send: Any) -> None:  # never called
         raise AssertionError
 
     redis_server.start()
-    for extra in (
-        {"redis_min_replicas": 1},
-        {"redis_wait_timeout": 0.5},
-        {"redis_sentinels": ["127.0.0.1:1"], "redis_sentinel_master": "m"},
-    ):
-        with pytest.raises(ConfigError, match="AsyncRedisStore does not support Sentinel nor wait"):
-            FixGuardMiddleware(app, SECRET, redis_url=redis_server.url, **extra)
-    with pytest.raises(ConfigError, match="redis_min_replicas"):
-        FixGuardMiddleware.from_env(
-            app, env(FIXGUARD_REDIS_URL=redis_server.url, FIXGUARD_REDIS_MIN_REPLICAS="1")
-        )
+    g = FixGuardMiddleware(
+        app, SECRET, redis_url=redis_server.url, redis_min_replicas=1, redis_wait_timeout=0.5
+    )
+    assert isinstance(g.store, AsyncRedisStore)
+    assert (g.store.min_replicas, g.store.wait_timeout) == (1, 0.5)
+    assert g.store.client.connection_pool.connection_kwargs["socket_timeout"] >= 1.0  # room for WAIT
+    from_env = FixGuardMiddleware.from_env(
+        app, env(FIXGUARD_REDIS_URL=redis_server.url, FIXGUARD_REDIS_MIN_REPLICAS="0")
+    )
+    assert isinstance(from_env.store, AsyncRedisStore) and from_env.store.min_replicas == 0
+    watched = FixGuardMiddleware(
+        app,
+        SECRET,
+        redis_sentinels=["127.0.0.1:1"],  # nothing listens: the client is built, not used
+        redis_sentinel_master="m",
+        redis_url="redis://:pw@ignored-host:6379/3",
+    )
+    assert isinstance(watched.store, AsyncRedisStore) and watched.store.min_replicas is None
+    client = watched.store.client
+    assert type(client) is aredis.Redis and isinstance(client.connection_pool, SentinelConnectionPool)
+    kwargs = client.connection_pool.connection_kwargs
+    assert kwargs["password"] == "pw" and kwargs["db"] == 3 and "host" not in kwargs

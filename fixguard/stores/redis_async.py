@@ -6,10 +6,16 @@ an ASGI app on one Redis with one prefix share sessions, so a fleet can mix
 them or migrate from one to the other. Every method is a coroutine; nothing
 here blocks the event loop. ``from_url`` has RedisStore's timeouts and retry
 policy. Fail closed: anything redis-py raises becomes :class:`StoreError`.
+
+Durability is RedisStore's too: every write that makes an ID dead or inert is
+followed by ``WAIT`` in the same pipeline, on the same connection
+(:mod:`fixguard.stores.replication`'s :func:`append_wait` and :func:`check_acks`);
+on Cluster that pipeline goes to a plain client of the node owning the key.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,11 +37,14 @@ from .redis import (
     _SWAP,
     DEFAULT_HEALTH_CHECK_INTERVAL,
     DEFAULT_TIMEOUT,
+    DEFAULT_WAIT_TIMEOUT,
     UNREADABLE,
     _describe,
+    _eval,
     _ms,
     _text,
 )
+from .replication import append_wait, check_acks, redirect_or_down
 
 __all__ = ["AsyncRedisStore"]
 
@@ -52,11 +61,26 @@ class AsyncRedisStore:
 
     :param client: a ``redis.asyncio.Redis`` or ``redis.asyncio.cluster.RedisCluster``.
     :param prefix: put in front of every key (the same as the WSGI side's, to share sessions).
+    :param min_replicas: replicas that must acknowledge (``WAIT``) each write that
+        makes an ID dead or inert; None: 1 if the topology has replicas, else 0.
+    :param wait_timeout: seconds ``WAIT`` may take; no acknowledgement in time is a StoreError.
     """
 
-    def __init__(self, client: AsyncClient, prefix: str = "fixguard:") -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        prefix: str = "fixguard:",
+        *,
+        min_replicas: int | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> None:
         self.client = client
         self.prefix = prefix
+        #: As RedisStore's: None is decided by the topology on first need, then kept.
+        self.min_replicas = min_replicas
+        self.wait_timeout = wait_timeout
+        self._cluster = isinstance(client, RedisCluster)
+        self._nodes: dict[str, aredis.Redis] = {}  # Cluster: a plain client per master, for WAIT
         # As RedisStore does: the read every request makes goes straight to a pooled
         # connection (with the connection's own retry) when the client is a plain Redis.
         plain = type(client) is aredis.Redis and getattr(client, "connection", None) is None
@@ -67,12 +91,20 @@ class AsyncRedisStore:
 
     @classmethod
     def from_url(
-        cls, url: str, prefix: str = "fixguard:", *, cluster: bool = False, **kwargs: Any
+        cls,
+        url: str,
+        prefix: str = "fixguard:",
+        *,
+        cluster: bool = False,
+        min_replicas: int | None = None,
+        wait_timeout: float = DEFAULT_WAIT_TIMEOUT,
+        **kwargs: Any,
     ) -> AsyncRedisStore:
         """A store on a new ``redis.asyncio`` client; the defaults of :meth:`RedisStore.from_url`.
 
         1 s connect and socket timeouts, one retry on connection errors, a PING
         before a command on a connection idle for 30 s; ``kwargs`` override them.
+        ``min_replicas`` and ``wait_timeout``: see the class.
         """
         options: dict[str, Any] = {
             "socket_connect_timeout": DEFAULT_TIMEOUT,
@@ -83,7 +115,7 @@ class AsyncRedisStore:
             options["health_check_interval"] = DEFAULT_HEALTH_CHECK_INTERVAL
         options.update(kwargs)
         factory: Any = RedisCluster.from_url if cluster else aredis.Redis.from_url
-        return cls(factory(url, **options), prefix)
+        return cls(factory(url, **options), prefix, min_replicas=min_replicas, wait_timeout=wait_timeout)
 
     # -- the protocol, as coroutines ----------------------------------------------------
 
@@ -114,16 +146,37 @@ class AsyncRedisStore:
         return bool(await self._run("replace", k, lambda: self._replace(keys=[k], args=[guard, value, ms])))
 
     async def freeze(self, key: str, token: str) -> str | None:
-        """Live to rotating under ``token``, TTL kept (one script call); the value before."""
+        """Live to rotating under ``token``, TTL kept (one script call); the value before.
+
+        With replicas to wait for, ``EVAL`` and ``WAIT`` go in one pipeline, and an
+        unacknowledged freeze is undone before the StoreError (RedisStore's rule).
+        """
         k, args = self.prefix + key, [token, VERSION + LIVE, VERSION + ROTATING]
-        return _text(
-            await self._run("freeze", k, lambda: self._freeze(keys=[k], args=args), foreign=UNREADABLE)
-        )
+        replicas = await self.replicas()
+        if replicas == 0:
+            value = await self._run(
+                "freeze", k, lambda: self._freeze(keys=[k], args=args), foreign=UNREADABLE
+            )
+            return _text(value)
+        reply, acks = await self._durable_write("freeze", k, lambda pipe: _eval(pipe, _FREEZE, k, *args))
+        before = UNREADABLE if isinstance(reply, ResponseError) else _text(reply)
+        try:
+            check_acks(acks, replicas, self.wait_timeout, "freeze")
+        except StoreError:
+            if before is not None and before.startswith(VERSION + LIVE):  # undo, best effort
+                guard = VERSION + ROTATING + token
+                with contextlib.suppress(StoreError):
+                    await self._run("unfreeze", k, lambda: self._replace(keys=[k], args=[guard, before, ""]))
+            raise
+        return before
 
     async def retire(self, key: str, value: str, ttl: float) -> None:
-        """``SET PX``, unconditionally: the tombstone wins over whatever was there."""
+        """``SET PX``, unconditionally: the tombstone wins over whatever was there (then ``WAIT``)."""
         k = self.prefix + key
-        await self._run("SET", k, lambda: self.client.set(k, value, px=_ms(ttl)))
+        if await self.replicas() == 0:
+            await self._run("SET", k, lambda: self.client.set(k, value, px=_ms(ttl)))
+        else:
+            await self._durable("SET", k, lambda pipe: pipe.set(k, value, px=_ms(ttl)))
 
     async def delete(self, key: str) -> None:
         """``DEL``."""
@@ -133,27 +186,42 @@ class AsyncRedisStore:
     async def handover(self, move: Handover) -> Outcome:
         """Index, ``SET NX``, swap or overwrite, re-point the chain: one pipelined round trip.
 
-        The commands, their order and how their replies are read are
-        :meth:`RedisStore.handover`'s.
+        The commands, their order, how their replies are read and where the
+        tombstone's ``WAIT`` goes are :meth:`RedisStore.handover`'s. Scripts go
+        as ``EVAL`` commands: a cluster pipeline has no ``eval()``.
         """
         p = self.prefix
+        durable = bool(move.old_key and move.force) and await self.replicas() > 0
+        split = durable and self._cluster  # the tombstone and its WAIT go to their own node
         pipe: Any = self.client.pipeline(transaction=False)
         if move.subject:
             index = p + subject_index(move.subject)
-            pipe.eval(_INDEX_ADD, 1, index, move.new_key, _ms(move.subject_ttl), move.unlink)
+            _eval(pipe, _INDEX_ADD, index, move.new_key, _ms(move.subject_ttl), move.unlink)
         pipe.set(p + move.new_key, move.new_value, px=_ms(move.new_ttl), nx=True)
-        if move.old_key and move.force:
+        if move.old_key and move.force and not split:
             pipe.set(p + move.old_key, move.old_value, px=_ms(move.old_ttl or 0.001), get=True)
-        elif move.old_key:
+        elif move.old_key and not move.force:
             ms = "" if move.old_ttl is None else str(_ms(move.old_ttl))
-            pipe.eval(_SWAP, 1, p + move.old_key, move.old_guard, move.old_value, ms)
+            _eval(pipe, _SWAP, p + move.old_key, move.old_guard, move.old_value, ms)
         if move.chain_key:
             pipe.set(p + move.chain_key, move.chain_value, xx=True, keepttl=True)
-        replies = await self._run("handover", p + move.new_key, lambda: pipe.execute(raise_on_error=False))
+        if durable and not split:
+            append_wait(pipe, await self.replicas(), self.wait_timeout)
+        replies = list(
+            await self._run("handover", p + move.new_key, lambda: pipe.execute(raise_on_error=False))
+        )
+        if durable and not split:
+            check_acks(replies.pop(), await self.replicas(), self.wait_timeout, "handover")
         for reply in replies:
             if isinstance(reply, ResponseError) and not str(reply).startswith("WRONGTYPE"):
                 raise StoreError(f"Redis handover failed: {_describe(reply, p + move.new_key)}")
         at = 1 if move.subject else 0
+        if split:
+            k, ttl = p + move.old_key, _ms(move.old_ttl or 0.001)
+            tomb = await self._durable(
+                "handover", k, lambda node: node.set(k, move.old_value, px=ttl, get=True)
+            )
+            replies.insert(at + 1, tomb)
         created = replies[at] is True or _text(replies[at]) == "OK"
         if not move.old_key:
             return Outcome(created, True)
@@ -168,6 +236,77 @@ class AsyncRedisStore:
         if old_reply == 1:
             return Outcome(created, True)
         return Outcome(created, False, None if old_reply is None else _text(old_reply))
+
+    # -- durability: WAIT after what kills an ID ---------------------------------------
+
+    async def replicas(self) -> int:
+        """How many replicas must acknowledge a write that kills an ID (decided once, then kept).
+
+        None asks every master (``INFO replication``): 1 if each has a replica, else 0.
+        """
+        if self.min_replicas is None:
+            self.min_replicas = await self._run("INFO", "", self._replicas_behind)
+        return self.min_replicas
+
+    async def _replicas_behind(self) -> int:
+        if not self._cluster:
+            masters: list[Any] = [self.client]
+        else:
+            cluster: Any = self.client
+            await cluster.initialize()
+            masters = [self._node_client(node) for node in cluster.get_primaries()]
+        for server in masters:
+            if int((await server.info("replication")).get("connected_slaves", 0)) < 1:
+                return 0
+        return 1 if masters else 0
+
+    def _node_client(self, node: Any) -> aredis.Redis:
+        """A plain client of one Cluster node (kept): ``WAIT`` must follow the write on its connection."""
+        client = self._nodes.get(node.name)
+        if client is None:
+            pool = aredis.ConnectionPool(**node.connection_kwargs)
+            client = self._nodes[node.name] = aredis.Redis(connection_pool=pool)
+        return client
+
+    async def _durable(self, op: str, k: str, queue: Callable[[Any], Any]) -> Any:
+        """``queue(pipe)``'s one write on ``k``, then ``WAIT``; StoreError unless acknowledged in time."""
+        write, acks = await self._durable_write(op, k, queue)
+        check_acks(acks, await self.replicas(), self.wait_timeout, op)
+        return write
+
+    async def _durable_write(self, op: str, k: str, queue: Callable[[Any], Any]) -> tuple[Any, Any]:
+        """One round trip: the write on ``k`` and ``WAIT`` on its connection; both replies.
+
+        On Cluster, a moved slot or a dead node re-reads the slot table and tries
+        once more (on the new owner), then fails closed.
+        """
+        replicas = await self.replicas()
+
+        async def attempt() -> tuple[Any, Any]:
+            pipe: Any
+            if self._cluster:
+                cluster: Any = self.client
+                await cluster.initialize()
+                pipe = self._node_client(cluster.get_node_from_key(k)).pipeline(transaction=False)
+            else:
+                pipe = self.client.pipeline(transaction=False)
+            queue(pipe)
+            append_wait(pipe, replicas, self.wait_timeout)
+            write, acks = await pipe.execute(raise_on_error=False)
+            if isinstance(write, ResponseError) and not str(write).startswith("WRONGTYPE"):
+                raise write  # MOVED, READONLY, ...: not written
+            return write, acks
+
+        if self._cluster:
+            try:
+                return await attempt()
+            except Exception as exc:  # all of them, as in _run
+                if not redirect_or_down(exc):
+                    raise StoreError(f"Redis {op} failed: {_describe(exc, k)}") from None
+                with contextlib.suppress(Exception):  # best effort: the retry fails closed
+                    await self.client.nodes_manager.initialize()  # type: ignore[union-attr]
+        result: tuple[Any, Any] = await self._run(op, k, attempt)
+        return result
 
     async def link(self, subject: str, key: str, ttl: float) -> None:
         """Index session ``key`` under ``subject``."""
@@ -209,7 +348,10 @@ class AsyncRedisStore:
         return bool(await self._run("PING", "", self.client.ping))
 
     async def close(self) -> None:
-        """Release the client's connections."""
+        """Release the client's connections (and the Cluster nodes' own clients)."""
+        for node in self._nodes.values():
+            with contextlib.suppress(Exception):
+                await node.aclose()
         await self.client.aclose()
 
     async def _run(self, op: str, key: str, call: Callable[[], Awaitable[Any]], foreign: Any = None) -> Any:

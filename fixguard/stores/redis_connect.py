@@ -33,9 +33,16 @@ def client_options(wait_timeout: float) -> dict[str, Any]:
 
 
 def sentinel_client(
-    sentinels: tuple[tuple[str, int], ...], master: str, url: str | None, options: dict[str, Any]
+    sentinels: tuple[tuple[str, int], ...],
+    master: str,
+    url: str | None,
+    options: dict[str, Any],
+    sentinel_class: Any = None,
 ) -> Any:
-    """The master ``master`` as the Sentinels name it; ``url`` lends password, db and TLS only."""
+    """The master ``master`` as the Sentinels name it; ``url`` lends password, db and TLS only.
+
+    ``sentinel_class``: ``redis.asyncio.sentinel.Sentinel`` for an asyncio client.
+    """
     extra: dict[str, Any] = {}
     if url:
         parse: Any = connection.parse_url  # untyped in redis-py
@@ -44,7 +51,7 @@ def sentinel_client(
         if url.startswith("rediss://"):
             extra["ssl"] = True
     watch = {"socket_connect_timeout": DEFAULT_TIMEOUT, "socket_timeout": DEFAULT_TIMEOUT}
-    factory: Any = sentinel.Sentinel  # untyped in redis-py
+    factory: Any = sentinel_class or sentinel.Sentinel  # untyped in redis-py
     return factory(list(sentinels), sentinel_kwargs=watch).master_for(master, **options, **extra)
 
 
