@@ -194,6 +194,11 @@ class RuleSet:
             else:
                 self._globs.append((re.compile(_glob_to_regex(rule.path)), rule))
         self._paths = frozenset(path for _, path in self._exact)
+        # the methods a rule can match (HEAD matches GET rules; "*" any): others skip the path work
+        methods = {r.method for rs in self._exact.values() for r in rs} | {r.method for _, r in self._globs}
+        if "GET" in methods:
+            methods.add("HEAD")
+        self._methods: frozenset[str] | None = None if "*" in methods else frozenset(methods)
 
     def __bool__(self) -> bool:
         return bool(self._exact or self._globs)
@@ -205,6 +210,8 @@ class RuleSet:
     def match(self, method: str, path: str) -> list[Rule]:
         """Rules whose method and path match this request (status not yet known)."""
         if not self._globs and not self._paths:
+            return []
+        if self._methods is not None and method not in self._methods:
             return []
         path = normalize_path(path)
         if path not in self._paths and not self._globs:

@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 from .core.exchange import Exchange
 from .core.guard import Guard
 from .core.ops import Steps, drive
+from .core.request import NOTHING_TO_CHANGE
 from .core.state import Answer, Headers, plain
 from .detect import read_body
 from .events import Event
+from .record import NO_SESSION
 from .signals import ENVIRON_CONTEXT
 from .stores.base import StoreError
 
@@ -172,6 +174,11 @@ class _Exchange(Exchange):
         environ = self.environ
         cookie, authorization = environ.get("HTTP_COOKIE"), environ.get("HTTP_AUTHORIZATION")
         prepared = self.unneeded(cookie, authorization)
+        if prepared is NOTHING_TO_CHANGE:  # the commonest request: no session, nothing to rewrite
+            environ.pop("HTTP_COOKIE", None)
+            environ[ENVIRON_SESSION] = NO_SESSION
+            environ[ENVIRON_CONTEXT] = self
+            return None
         if prepared is None:
             prepared = drive(self.prepare(cookie, authorization), self.g.store, self.read_body)
         if prepared.refusal is not None:
@@ -203,13 +210,13 @@ class _Exchange(Exchange):
                 return self.server_start_response(rstatus, rheaders, exc_info)
             kept, _, _, _ = self.scan(headers)
             return self.server_start_response(status, kept + self.sent_outcome(), exc_info)
-        try:
-            code = int(status[:3])
-        except ValueError:
-            code = 500
         self.processed = True
         out: Headers | None = self.settled(headers)
         if out is None:
+            try:
+                code = int(status[:3])
+            except ValueError:
+                code = 500
             try:
                 out = drive(self.respond(code, headers), self.g.store)
             except StoreError as exc:

@@ -116,8 +116,10 @@ class RequestPhase(ExchangeState):
                 self.emit("bad_cookie", reason="oversized")
         if g.token_paths and authorization is not None and self.bearer_in(authorization):
             out.authorization = ""
-        if self.logins and g.settings.detect_logins and not self.rules:
-            yield from self.detect(authorization)  # a matching rule decides alone
+        # a matching rule decides alone; without Authorization or a body there is nothing to detect
+        looks = authorization or self.method in BODY_METHODS
+        if looks and self.logins and g.settings.detect_logins and not self.rules:
+            yield from self.detect(authorization)
         try:
             if self.vid is not None:
                 yield from self.load()
