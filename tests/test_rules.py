@@ -71,6 +71,17 @@ def test_head_matches_a_get_rule() -> None:
     assert not rotations(login_app(), "HEAD", "/sso/callback", login=("POST /sso/callback",))
 
 
+def test_methods_no_rule_names_skip_matching_but_any_method_and_head_still_match() -> None:
+    """RuleSet.match turns away a method no rule names before normalising the path: never a rule's own."""
+    rules = RuleSet([parse_rule("login", "POST /login"), parse_rule("elevate", "PUT /mfa/*")])
+    assert not rules.match("GET", "/login") and not rules.match("HEAD", "/login")
+    assert [r.signal for r in rules.match("PUT", "/mfa//totp/")] == ["elevate"]
+    star = RuleSet([parse_rule("login", "* /sso")])
+    assert all(star.match(m, "/sso/") for m in ("GET", "HEAD", "DELETE", "OPTIONS"))
+    get_glob = RuleSet([parse_rule("login", "GET /sso/*")])
+    assert get_glob.match("HEAD", "/sso/cb") and not get_glob.match("POST", "/sso/cb")
+
+
 def test_globs_match_normalised_paths() -> None:
     assert rotations(login_app(), "POST", "/auth//github/callback/", login=("POST /auth/*/callback",))
     assert rotations(login_app(), "POST", "/a/b/c/login", login=("POST /**/login",))
