@@ -143,15 +143,21 @@ class RedisStore(SubjectIndex):
     # -- the protocol ------------------------------------------------------------------
 
     def get(self, key: str) -> str | None:
-        """The value under ``key``, or None: one ``GET``."""
-        k = self.prefix + key
-        call = (lambda: self._lean_get(k)) if self._pool is not None else (lambda: self.client.get(k))
-        return _text(self._run("GET", k, call, foreign=UNREADABLE))
+        """The value under ``key``, or None: one ``GET``.
 
-    def _lean_get(self, k: str) -> Any:
-        """``GET`` on a pooled connection with the connection's own Retry, nothing else."""
+        The read every request makes: called directly, not through :meth:`_run`
+        (no closure per call); its failures are mapped exactly as ``_run`` maps them.
+        """
+        k = self.prefix + key
         pool = self._pool
-        assert pool is not None
+        try:
+            raw = self._lean_get(pool, k) if pool is not None else self.client.get(k)
+        except Exception as exc:
+            raw = self._run("GET", k, _raiser(exc), foreign=UNREADABLE)
+        return _text(raw)
+
+    def _lean_get(self, pool: Any, k: str) -> Any:
+        """``GET`` on a pooled connection with the connection's own Retry, nothing else."""
         conn = pool.get_connection()
         try:
             return conn.retry.call_with_retry(lambda: _send_get(conn, k), lambda _error: conn.disconnect())
@@ -364,6 +370,15 @@ class RedisStore(SubjectIndex):
             if not self._cluster:  # over its own slot table when threads refresh it at once, as in a
                 raise  # failover (RuntimeError, AttributeError): an outage as well, never a 500
             raise StoreError(f"Redis {op} failed: {_describe(exc, key)}") from None
+
+
+def _raiser(exc: BaseException) -> Callable[[], Any]:
+    """A call that raises ``exc`` again: lets :meth:`RedisStore._run` map an error already caught."""
+
+    def again() -> Any:
+        raise exc
+
+    return again
 
 
 def _eval(pipe: Any, script: str, key: str, *args: Any) -> None:
