@@ -21,12 +21,9 @@ order inside it (index, then the new key, then the old one) is what lets
 from __future__ import annotations
 
 import hashlib
-import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
-
-from ..record import FORWARDING, LIVE, ROTATING, CorruptRecord, Record, decode, encode, tombstone
 
 #: Pointers a reader follows from an old ID to its newest one before giving up.
 MAX_HOPS = 8
@@ -179,33 +176,13 @@ class SubjectIndex(ABC):
         """Record that session ``key`` belongs to ``subject`` (for at least ``ttl`` seconds)."""
         self._index_add(subject_index(subject), key, ttl)
 
-    def _subject_records(self, subject: str) -> list[tuple[str, Record]]:
-        index = subject_index(subject)
-        found: list[tuple[str, Record]] = []
-        dead: list[str] = []
-        for key in self._index_members(index):
-            value = self.get(key)
-            record = None
-            if value is not None:
-                try:
-                    record = decode(value)
-                except CorruptRecord:
-                    record = None
-            if record is None or record.state not in (LIVE, ROTATING):
-                dead.append(key)  # gone, ended, or moved on to a newer ID (indexed on its own)
-            else:
-                found.append((key, record))
-        if dead:
-            self._index_remove(index, dead)
-        return found
-
     def sessions(self, subject: str) -> list[SessionSummary]:
-        """The subject's sessions that are still alive, oldest first."""
-        out = [
-            SessionSummary(key[:12], r.created, r.authenticated, r.touched, r.subject)
-            for key, r in self._subject_records(subject)
-        ]
-        return sorted(out, key=lambda s: s.created)
+        """The subject's sessions that are still alive, oldest first (see :mod:`.index_steps`)."""
+        from ..core.ops import drive
+        from . import index_steps
+
+        result: list[SessionSummary] = drive(index_steps.sessions(subject), self)
+        return result
 
     def revoke(self, subject: str) -> int:
         """End every session of ``subject`` now; every ID of every chain is refused from then on.
@@ -213,43 +190,11 @@ class SubjectIndex(ABC):
         Each indexed key is followed to its newest record (a write or renewal
         may have moved it on meanwhile), and that is retired. A key that does
         not exist yet gets a tombstone too: a handover that indexed it is about
-        to create it, and its ``SET NX`` must then fail.
+        to create it, and its ``SET NX`` must then fail. The steps are
+        :func:`.index_steps.revoke`, which the async store runs too.
         """
-        index = subject_index(subject)
-        ttl = max(1.0, self._index_ttl(index))
-        now = time.time()
-        ended = 0
-        seen: set[str] = set()
-        handled: list[str] = []
-        for _ in range(REVOKE_PASSES):
-            # a session moved on while we worked was indexed before it existed: read again
-            members = [key for key in self._index_members(index) if key not in seen]
-            if not members:
-                break
-            handled += members
-            for first in members:
-                ended += self._revoke_chain(first, now, ttl, seen)
-        self._index_remove(index, handled)
-        return ended
+        from ..core.ops import drive
+        from . import index_steps
 
-    def _revoke_chain(self, key: str, now: float, ttl: float, seen: set[str]) -> int:
-        """Retire the newest record reachable from ``key``; 1 if it was a live session."""
-        for _ in range(MAX_HOPS):
-            if key in seen:
-                return 0
-            seen.add(key)
-            value = self.get(key)
-            if value is None:
-                self.retire(key, encode(tombstone(now, now, "revoked")), PENDING_TOMB_TTL)
-                return 0
-            try:
-                record = decode(value)
-            except CorruptRecord:
-                return 0
-            if record.state in (LIVE, ROTATING):
-                self.retire(key, encode(tombstone(record.created, now, "revoked")), ttl)
-                return 1
-            if record.state not in FORWARDING or not record.next:
-                return 0
-            key = record.next
-        return 0
+        ended: int = drive(index_steps.revoke(subject), self)
+        return ended
