@@ -59,12 +59,13 @@ class Writes(ExchangeState):
         old_key = self.head_key or (self.vid.key if self.vid is not None else "")
         old_created = self.head.created if self.head is not None else None
         tomb = tombstone(old_created if old_created is not None else now, now, kind)
+        value = encode(fresh)
         outcome = yield StoreCall(
             "handover",
             (
                 Handover(
                     new.key,
-                    encode(fresh),
+                    value,
                     g.live_ttl(fresh, now),
                     old_key=old_key,
                     old_value=encode(tomb),
@@ -75,7 +76,7 @@ class Writes(ExchangeState):
                 ),
             ),
         )
-        if not (yield from self.landed(outcome, new.key, encode(fresh))):
+        if not (yield from self.landed(outcome, new.key, value)):
             return
         if kind == "elevate" and self.head is not None and retired(outcome.old):
             # revoked while the elevation ran: the elevated session must not outlive the revoke
@@ -290,7 +291,7 @@ class Writes(ExchangeState):
             (yield StoreCall("delete", (new.key,)))
             self.emit("write_lost", reason="record changed during request")
             return
-        if (yield from self.landed(outcome, new.key, encode(fresh))):
+        if (yield from self.landed(outcome, new.key, move.new_value)):
             self.hand_out(new, signed, fresh.created)
 
     def create(
